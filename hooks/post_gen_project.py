@@ -1,0 +1,112 @@
+"""Shape the baked project to the answers, then print the next steps.
+
+Every file in the template is rendered; this hook removes what the answers
+exclude, driven by MANIFEST (data, one place). It runs nothing that needs
+the network: no git, no installs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Which toggle owns which paths (relative to the project, "{package}" standing
+# for the package folder). A bake keeps a path only when its toggle is on.
+# A folder listed here goes as a whole.
+MANIFEST: dict[str, tuple[str, ...]] = {
+    "use_lifespan": (
+        "src/{package}/lifespan.py",
+        "tests/test_lifespan.py",
+    ),
+    "use_background_tasks": (
+        "src/{package}/jobs.py",
+        "src/{package}/api/notifications.py",
+        "tests/test_jobs.py",
+        "tests/test_notifications.py",
+    ),
+    "use_websockets": (),
+    "use_redis": (),
+}
+
+# Licence texts ship in this folder; the chosen one becomes LICENSE.
+LICENSE_DIR = "_licenses"
+LICENSE_FILES: dict[str, str | None] = {
+    "MIT": "MIT.txt",
+    "Apache-2.0": "Apache-2.0.txt",
+    "BSD-3-Clause": "BSD-3-Clause.txt",
+    "Proprietary": None,
+}
+
+
+def excluded_paths(answers: Mapping[str, Any]) -> list[str]:
+    """Project-relative paths the answers exclude, in manifest order."""
+    package = answers["package_name"]
+    return [
+        path.format(package=package)
+        for toggle, paths in MANIFEST.items()
+        if not answers[toggle]
+        for path in paths
+    ]
+
+
+def included_paths(answers: Mapping[str, Any]) -> list[str]:
+    """Project-relative paths the answers keep, in manifest order."""
+    package = answers["package_name"]
+    return [
+        path.format(package=package)
+        for toggle, paths in MANIFEST.items()
+        if answers[toggle]
+        for path in paths
+    ]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+
+
+def _remove_empty_folders(root: Path) -> None:
+    # Deepest first, so a folder emptied by removing its children goes too.
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def apply_manifest(project: Path, answers: Mapping[str, Any]) -> None:
+    """Remove the files the answers exclude and place the chosen licence."""
+    for relative in excluded_paths(answers):
+        _remove(project / relative)
+    licence = LICENSE_FILES[answers["license"]]
+    if licence is not None:
+        shutil.move(project / LICENSE_DIR / licence, project / "LICENSE")
+    _remove(project / LICENSE_DIR)
+    _remove_empty_folders(project)
+
+
+def next_steps(answers: Mapping[str, Any]) -> str:
+    slug = answers["project_slug"]
+    return "\n".join(
+        [
+            f"Created {slug}. Next:",
+            f"  cd {slug}",
+            "  uv sync && uv run python -m " + answers["package_name"] + "   # set up and run",
+            "  uv run pytest                                   # test",
+            "See README.md for the pip way and the settings.",
+        ]
+    )
+
+
+def main(answers: Mapping[str, Any]) -> int:
+    apply_manifest(Path.cwd(), answers)
+    print(next_steps(answers))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(json.loads(r"""{{ cookiecutter | tojson }}""")))

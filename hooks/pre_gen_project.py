@@ -1,0 +1,136 @@
+"""Validate the answers before cookiecutter writes anything.
+
+Cookiecutter runs this file from a temporary copy, so it cannot import a
+sibling module: everything it needs lives here, as pure functions the
+template's suite imports. A rejection prints one line naming the prompt and
+what is allowed, and exits 1; cookiecutter then removes the output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+import sys
+import unicodedata
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
+TOGGLES = ("use_lifespan", "use_background_tasks", "use_websockets", "use_redis")
+
+SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+PACKAGE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
+EMAIL_PATTERN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# Built from parts: cookiecutter renders this file with Jinja before running it.
+TEMPLATE_SYNTAX = tuple("{" + second for second in ("{", "%", "#"))
+
+# Longest accepted answer per free-text prompt.
+MAX_LENGTHS = {
+    "project_name": 80,
+    "project_slug": 64,
+    "package_name": 64,
+    "description": 200,
+    "author_name": 100,
+    "author_email": 254,
+}
+# Answers that become file or folder names (or are shown as a title) must not
+# read as a path.
+PATH_LIKE = ("project_name", "project_slug", "package_name", "author_name")
+
+# Import names the generated project already uses: a package with one of
+# these names would shadow the dependency or the test folder.
+RESERVED_PACKAGES = frozenset(
+    {"app", "fastapi", "starlette", "uvicorn", "pydantic", "pydantic_settings", "httpx",
+     "httpx2", "redis", "websockets", "anyio", "pytest", "tests", "test", "playwright"}
+)
+
+
+class InvalidAnswer(ValueError):
+    """An answer the template cannot render into a working project."""
+
+
+def unsupported_combination(answers: Mapping[str, Any]) -> str | None:
+    """Why this set of toggles is not offered, or None when it is.
+
+    The one place that decides which combinations exist: the hook rejects
+    with this message and the template's suite builds its matrix from it.
+    """
+    if answers["use_redis"] and not answers["use_lifespan"]:
+        return (
+            "use_redis=true needs use_lifespan=true: the lifespan opens and closes the "
+            "Redis connections and supervises the pub/sub listener"
+        )
+    return None
+
+
+def _text_problems(name: str, value: str) -> Iterator[str]:
+    if not value.strip():
+        yield "must not be empty"
+        return
+    limit = MAX_LENGTHS[name]
+    if len(value) > limit:
+        yield f"must be at most {limit} characters (got {len(value)})"
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in value):
+        yield "must not contain control characters"
+    if any(marker in value for marker in TEMPLATE_SYNTAX):
+        yield f"must not contain template syntax ({', '.join(TEMPLATE_SYNTAX)})"
+    if name in PATH_LIKE:
+        if "/" in value or "\\" in value:
+            yield "must not contain path separators (/ or \\)"
+        if ".." in value:
+            yield "must not contain '..'"
+        if value.startswith("."):
+            yield "must not start with a dot"
+
+
+def _pattern_problems(name: str, value: str) -> Iterator[str]:
+    if name == "project_slug" and not SLUG_PATTERN.fullmatch(value):
+        yield "must be lowercase letters and digits in hyphen-separated words, starting with a letter (e.g. realtime-service)"
+    if name == "package_name":
+        if not PACKAGE_PATTERN.fullmatch(value):
+            yield "must be a lowercase Python identifier: a letter, then letters, digits or underscores (e.g. realtime_service)"
+        elif keyword.iskeyword(value):
+            yield f"must not be a Python keyword ({value!r})"
+        elif value in sys.stdlib_module_names:
+            yield f"must not shadow the standard-library module {value!r}"
+        elif value in RESERVED_PACKAGES:
+            yield f"must not shadow {value!r}, which the generated project already imports"
+    if name == "author_email" and not EMAIL_PATTERN.fullmatch(value):
+        yield "must look like an email address (name@example.com)"
+
+
+def validate(answers: Mapping[str, Any]) -> None:
+    """Raise InvalidAnswer naming the first bad prompt and what is allowed."""
+    for name in MAX_LENGTHS:
+        value = answers[name]
+        if not isinstance(value, str):
+            raise InvalidAnswer(f"{name}: must be text, got {type(value).__name__}")
+        for problem in (*_text_problems(name, value), *_pattern_problems(name, value)):
+            raise InvalidAnswer(f"{name}: {problem}; got {value!r}")
+    if answers["python_version"] not in PYTHON_VERSIONS:
+        raise InvalidAnswer(
+            f"python_version: must be one of {', '.join(PYTHON_VERSIONS)}; got {answers['python_version']!r}"
+        )
+    if answers["license"] not in LICENSES:
+        raise InvalidAnswer(f"license: must be one of {', '.join(LICENSES)}; got {answers['license']!r}")
+    for toggle in TOGGLES:
+        if not isinstance(answers[toggle], bool):
+            raise InvalidAnswer(f"{toggle}: must be true or false; got {answers[toggle]!r}")
+    reason = unsupported_combination(answers)
+    if reason is not None:
+        raise InvalidAnswer(f"unsupported combination: {reason}")
+
+
+def main(answers: Mapping[str, Any]) -> int:
+    try:
+        validate(answers)
+    except InvalidAnswer as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(json.loads(r"""{{ cookiecutter | tojson }}""")))

@@ -1,0 +1,61 @@
+"""Accept a notification, answer 202 at once, deliver it after the response."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Literal
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, status
+from pydantic import BaseModel, Field
+
+from ..deps import JobsDep
+from ..jobs import JobState
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["notifications"])
+
+
+class Notification(BaseModel):
+    recipient: str = Field(min_length=1, max_length=320)
+    message: str = Field(min_length=1, max_length=4000)
+
+
+class Accepted(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    job_id: str
+
+
+class JobStatus(BaseModel):
+    job_id: str
+    state: JobState
+
+
+async def deliver_notification(notification: Notification) -> None:
+    """Send one notification. Replace the log line with your email or SMS provider."""
+    logger.info("notification for %s: %s", notification.recipient, notification.message)
+
+
+@router.post("/notifications", status_code=status.HTTP_202_ACCEPTED)
+async def send_notification(
+    notification: Notification, background_tasks: BackgroundTasks, jobs: JobsDep
+) -> Accepted:
+    """Queue a notification; it is delivered after this response is sent."""
+    job_id = uuid.uuid4().hex
+    jobs.accept(job_id)
+
+    async def job() -> None:
+        await deliver_notification(notification)
+
+    background_tasks.add_task(jobs.run, job_id, "send_notification", job)
+    return Accepted(job_id=job_id)
+
+
+@router.get("/jobs/{job_id}")
+async def job_status(job_id: str, jobs: JobsDep) -> JobStatus:
+    """The state of a job accepted earlier; 404 if unknown."""
+    state = jobs.state(job_id)
+    if state is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id!r}")
+    return JobStatus(job_id=job_id, state=state)

@@ -1,0 +1,54 @@
+"""Typed access to the shared resources, as FastAPI dependencies.
+
+`create_app` and the lifespan put each resource on `app.state`; endpoints ask
+for it by type (`readiness: ReadinessDep`) and never touch `app.state`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+{% if cookiecutter.use_lifespan -%}
+import httpx
+{% endif -%}
+from fastapi import Depends, Request
+
+{% if cookiecutter.use_background_tasks -%}
+from .jobs import JobRunner
+{% endif -%}
+from .readiness import Readiness
+from .settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_readiness(request: Request) -> Readiness:
+    readiness: Readiness = request.app.state.readiness
+    return readiness
+{%- if cookiecutter.use_lifespan %}
+
+
+def get_http_client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.http_client
+    return client
+{%- endif %}
+{%- if cookiecutter.use_background_tasks %}
+
+
+def get_jobs(request: Request) -> JobRunner:
+    jobs: JobRunner = request.app.state.jobs
+    return jobs
+{%- endif %}
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
+{%- if cookiecutter.use_lifespan %}
+HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
+{%- endif %}
+{%- if cookiecutter.use_background_tasks %}
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
+{%- endif %}

@@ -1,0 +1,79 @@
+"""Work that runs after the response: tracked, logged when it fails, drained at shutdown.
+
+FastAPI's `BackgroundTasks` runs a job once the response is sent, inside the
+request's own task. `JobRunner.run` wraps each job so that a failure is
+logged with the job's name and id instead of vanishing, its outcome can be
+looked up by id, and shutdown can wait for jobs still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+JobState = Literal["pending", "running", "succeeded", "failed", "cancelled"]
+
+
+class JobRunner:
+    """Runs jobs, remembers the latest outcomes, and waits for running ones on close."""
+
+    def __init__(self, history: int = 1000) -> None:
+        self._history = history
+        self._states: OrderedDict[str, JobState] = OrderedDict()
+        self._running = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def accept(self, job_id: str) -> None:
+        """Record a job as pending; call before handing it to `BackgroundTasks`."""
+        self._record(job_id, "pending")
+
+    def state(self, job_id: str) -> JobState | None:
+        """The job's latest state, or None if unknown (or forgotten)."""
+        return self._states.get(job_id)
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    async def run(self, job_id: str, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        """Run one job to its end; never raises except to let cancellation through."""
+        self._running += 1
+        self._idle.clear()
+        self._record(job_id, "running")
+        try:
+            await job()
+        except asyncio.CancelledError:
+            self._record(job_id, "cancelled")
+            logger.warning("job %s (%s) cancelled before it finished", name, job_id)
+            raise
+        except Exception:
+            self._record(job_id, "failed")
+            logger.exception("job %s (%s) failed", name, job_id)
+        else:
+            self._record(job_id, "succeeded")
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.set()
+
+    async def drain(self, deadline: float) -> bool:
+        """Wait up to `deadline` seconds for running jobs; True if none is left."""
+        try:
+            async with asyncio.timeout(deadline):
+                await self._idle.wait()
+        except TimeoutError:
+            logger.warning("shutdown: %d job(s) still running after %gs", self._running, deadline)
+            return False
+        return True
+
+    def _record(self, job_id: str, state: JobState) -> None:
+        self._states[job_id] = state
+        self._states.move_to_end(job_id)
+        while len(self._states) > self._history:
+            self._states.popitem(last=False)

@@ -1,0 +1,49 @@
+"""Service settings, read once from the environment and `.env`.
+
+Every field can be set by an environment variable of the same name in upper
+case (`PORT=9000`). `.env.example` lists them all with their defaults.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+class Settings(BaseSettings):
+    """Validated configuration; a bad value fails at startup naming the variable."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    app_name: str = {{ cookiecutter.project_name | string_literal }}
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    log_level: LogLevel = "info"
+    # How long shutdown waits for open connections and running work before it
+    # cancels them; also passed to uvicorn as its graceful-shutdown timeout.
+    shutdown_timeout: float = Field(default=10.0, gt=0)
+    # Each readiness check must answer within this many seconds.
+    ready_timeout: float = Field(default=2.0, gt=0)
+{%- if cookiecutter.use_lifespan %}
+    # Outbound HTTP: the shared client's timeout, and the upstream URLs that
+    # /ready checks. In the environment, a JSON list:
+    # UPSTREAM_URLS='["https://api.example.com/health"]'.
+    http_timeout: float = Field(default=5.0, gt=0)
+    upstream_urls: list[str] = Field(default_factory=list)
+{%- endif %}
+{%- if cookiecutter.use_background_tasks %}
+    # How many finished jobs /jobs/{id} remembers.
+    job_history: int = Field(default=1000, ge=1)
+{%- endif %}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

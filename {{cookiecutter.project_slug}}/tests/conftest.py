@@ -1,0 +1,29 @@
+"""Shared fixtures: settings isolated from the environment, and an app whose lifespan runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def settings() -> Settings:
+    """Defaults only: a developer's `.env` must not change what the tests see."""
+    return Settings(_env_file=None)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """A client of a fresh app; entering it runs startup, leaving it runs shutdown."""
+    with TestClient(create_app(settings)) as client:
+        yield client

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+
+class _Upstream(BaseHTTPRequestHandler):
+    """A real HTTP server standing in for a dependency: /ok answers 200, anything else 500."""
+
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/ok" else 500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_ready_checks_each_upstream_with_the_shared_client(upstream: str) -> None:
+    settings = Settings(_env_file=None, upstream_urls=[f"{upstream}/ok", f"{upstream}/broken"])
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["checks"][f"upstream {upstream}/ok"] == "ok"
+    assert body["checks"][f"upstream {upstream}/broken"] == "HTTP 500"
+    assert body["failing"] == [f"upstream {upstream}/broken"]
+
+
+def test_ready_is_200_when_every_upstream_answers(upstream: str) -> None:
+    settings = Settings(_env_file=None, upstream_urls=[f"{upstream}/ok"])
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").status_code == 200
+
+
+def test_an_unreachable_upstream_is_named_in_the_failure() -> None:
+    # Port 9 (discard) on loopback: nothing listens, the connection is refused.
+    settings = Settings(_env_file=None, upstream_urls=["http://127.0.0.1:9/health"])
+    with TestClient(create_app(settings)) as client:
+        body = client.get("/ready").json()
+    assert body["failing"] == ["upstream http://127.0.0.1:9/health"]
+    assert "ConnectError" in body["checks"]["upstream http://127.0.0.1:9/health"]
+
+
+def test_startup_opens_and_shutdown_closes_the_shared_resources(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO), TestClient(create_app(settings)) as client:
+        assert "startup complete" in caplog.text
+        assert "shutdown complete" not in caplog.text
+        assert client.get("/health").status_code == 200
+    assert "shutdown complete: shared resources closed" in caplog.text
