@@ -29,14 +29,16 @@ TEMPLATE_SYNTAX = tuple("{" + second for second in ("{", "%", "#"))
 # Longest accepted answer per free-text prompt.
 MAX_LENGTHS = {
     "project_name": 80,
-    "project_slug": 64,
-    "package_name": 64,
+    # Short enough that imports of the package fit the generated line length.
+    "project_slug": 40,
+    "package_name": 32,
     "description": 200,
     "author_name": 100,
     "author_email": 254,
 }
-# Answers that become file or folder names (or are shown as a title) must not
-# read as a path.
+# Answers that name things must not read as a path. Backslashes stay allowed in
+# names (they are not separators on the systems this project runs on); the slug
+# and package patterns already refuse every separator.
 PATH_LIKE = ("project_name", "project_slug", "package_name", "author_name")
 
 # Import names the generated project already uses: a package with one of
@@ -77,8 +79,8 @@ def _text_problems(name: str, value: str) -> Iterator[str]:
     if any(marker in value for marker in TEMPLATE_SYNTAX):
         yield f"must not contain template syntax ({', '.join(TEMPLATE_SYNTAX)})"
     if name in PATH_LIKE:
-        if "/" in value or "\\" in value:
-            yield "must not contain path separators (/ or \\)"
+        if "/" in value:
+            yield "must not contain a path separator (/)"
         if ".." in value:
             yield "must not contain '..'"
         if value.startswith("."):

@@ -1,4 +1,4 @@
-"""`python -m {{ cookiecutter.package_name }}`: serve the app with uvicorn, configured by the settings."""
+"""Entry point of `python -m`: serve the app with uvicorn, configured by the settings."""
 
 from __future__ import annotations
 

@@ -1,0 +1,90 @@
+"""The combination matrix, derived from cookiecutter.json and the hook's rule.
+
+A new boolean prompt joins the matrix by being added to cookiecutter.json:
+nothing here lists toggles by hand. `python -m tests.combinations` prints the
+matrix as JSON for CI (`fromJSON` in a GitHub Actions matrix).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hooks.pre_gen_project import unsupported_combination
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+PROMPTS: dict[str, Any] = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+
+# Short names for ids: use_background_tasks -> "tasks", use_websockets -> "ws".
+_SHORT_NAMES = {"use_background_tasks": "tasks", "use_websockets": "ws"}
+
+
+def toggles() -> list[str]:
+    """Every boolean prompt, in cookiecutter.json order."""
+    return [name for name, default in PROMPTS.items() if isinstance(default, bool)]
+
+
+def choices() -> dict[str, list[str]]:
+    """Every multiple-choice prompt and its values."""
+    return {name: values for name, values in PROMPTS.items() if isinstance(values, list) and not name.startswith("_")}
+
+
+def _short(toggle: str) -> str:
+    return _SHORT_NAMES.get(toggle, toggle.removeprefix("use_"))
+
+
+def _choice_label(name: str, value: str) -> str:
+    return "py" + value.replace(".", "") if name == "python_version" else value.lower()
+
+
+def combination_id(answers: dict[str, Any]) -> str:
+    """A readable id: `lifespan-tasks-ws-no-redis`, plus any non-default choice (`py312`, `mit`)."""
+    parts = [_short(t) if answers[t] else f"no-{_short(t)}" for t in toggles()]
+    for name, values in choices().items():
+        if answers.get(name, values[0]) != values[0]:
+            parts.append(_choice_label(name, answers[name]))
+    return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class Combination:
+    id: str
+    answers: dict[str, Any] = field(hash=False)
+
+    @property
+    def python_version(self) -> str:
+        return str(self.answers.get("python_version", PROMPTS["python_version"][0]))
+
+
+def _toggle_products() -> list[dict[str, Any]]:
+    names = toggles()
+    return [dict(zip(names, values, strict=True)) for values in itertools.product([True, False], repeat=len(names))]
+
+
+def supported() -> list[Combination]:
+    """The full product of the toggles the hook accepts, every other choice's value spread across them.
+
+    Choice values other than the default go round-robin over the combinations,
+    so each value is baked at least once without multiplying the matrix.
+    """
+    combos = [answers for answers in _toggle_products() if unsupported_combination(answers) is None]
+    assignments = [(name, value) for name, values in choices().items() for value in values[1:]]
+    for index, (name, value) in enumerate(assignments):
+        combos[(index * 3 + 1) % len(combos)][name] = value
+    return [Combination(combination_id(a), a) for a in combos]
+
+
+def unsupported() -> list[Combination]:
+    """The toggle combinations the hook must refuse."""
+    return [Combination(combination_id(a), a) for a in _toggle_products() if unsupported_combination(a) is not None]
+
+
+def main() -> None:
+    print(json.dumps({"include": [{"id": c.id, "python": c.python_version} for c in supported()]}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Fixtures of the template's suite: the matrix, one bake per combination, real servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import environments
+from tests.bakery import bake
+from tests.combinations import Combination, supported
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--combination",
+        action="append",
+        default=[],
+        help="run the per-combination tests for this combination id only (repeatable)",
+    )
+
+
+def selected(config: pytest.Config) -> list[Combination]:
+    wanted: list[str] = config.getoption("--combination")
+    combos = supported()
+    unknown = set(wanted) - {c.id for c in combos}
+    if unknown:
+        raise pytest.UsageError(f"unknown combination id(s): {', '.join(sorted(unknown))}")
+    return [c for c in combos if not wanted or c.id in wanted]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Only the controlling process builds environments; xdist workers find them ready.
+    if hasattr(config, "workerinput"):
+        return
+    for version in sorted({c.python_version for c in selected(config)}):
+        environments.prepare(version)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "combination" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "combination",
+            [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in selected(metafunc.config)],
+        )
+
+
+class Bakery:
+    """Bakes each combination once per worker process and hands out the same folder."""
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._projects: dict[str, Path] = {}
+
+    def project(self, combination: Combination) -> Path:
+        if combination.id not in self._projects:
+            self._projects[combination.id] = bake(combination.answers, self._root / combination.id)
+        return self._projects[combination.id]
+
+
+@pytest.fixture(scope="session")
+def bakery(tmp_path_factory: pytest.TempPathFactory) -> Bakery:
+    return Bakery(tmp_path_factory.mktemp("bakes"))
+
+
+@pytest.fixture
+def project(bakery: Bakery, combination: Combination) -> Path:
+    """The baked project folder for this test's combination."""
+    return bakery.project(combination)
+
+
+@pytest.fixture
+def python(combination: Combination) -> Path:
+    """The interpreter whose environment matches the combination's Python version."""
+    return environments.python_for(combination.python_version)

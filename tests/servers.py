@@ -1,0 +1,46 @@
+"""Real processes for the suite: a baked service under uvicorn, polled until it answers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_until_serving(process: subprocess.Popen[str], url: str, deadline: float = 30.0) -> None:
+    """Poll `url` until it answers, the process dies, or the deadline passes."""
+    give_up = time.monotonic() + deadline
+    while time.monotonic() < give_up:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode} before serving:\n{process.stdout.read() if process.stdout else ''}")
+        try:
+            httpx.get(url, timeout=1.0)
+        except httpx.TransportError:
+            time.sleep(0.05)  # between polls of a condition, not in place of one
+            continue
+        return
+    raise AssertionError(f"{url} did not answer within {deadline}s")
+
+
+def start_service(python: Path, project: Path, package: str, env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """`python -m <package>` in the project, stdout and stderr merged into one pipe."""
+    return subprocess.Popen(
+        [str(python), "-m", package],
+        cwd=project,
+        env=dict(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )

@@ -1,0 +1,120 @@
+"""Every supported combination: bake, inspect, lint, type-check, test, and serve for real."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from hooks.post_gen_project import LICENSE_DIR, excluded_paths, included_paths
+from tests.bakery import package_name, project_env, run
+from tests.combinations import Combination
+
+# "${{" is GitHub Actions' expression syntax, meant to reach the generated workflow.
+JINJA_MARKERS = ("{{", "{%", "{#")
+# A template variable left unrendered; `.cookiecutter.json` (the answers file) is no residue.
+VARIABLE = re.compile(r"cookiecutter\.(?!json\b)\w+")
+
+ALWAYS_PRESENT = (
+    "pyproject.toml",
+    "README.md",
+    ".env.example",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".cookiecutter.json",
+    "src/{package}/__init__.py",
+    "src/{package}/__main__.py",
+    "src/{package}/main.py",
+    "src/{package}/settings.py",
+    "src/{package}/deps.py",
+    "src/{package}/readiness.py",
+    "src/{package}/py.typed",
+    "src/{package}/api/health.py",
+    "tests/conftest.py",
+    "tests/test_health.py",
+)
+
+
+def _files(project: Path) -> list[Path]:
+    return sorted(p for p in project.rglob("*") if p.is_file())
+
+
+def test_no_template_residue_in_any_path_or_file(project: Path) -> None:
+    found = []
+    for path in sorted(project.rglob("*")):
+        relative = str(path.relative_to(project))
+        if _residue(relative):
+            found.append(f"path {relative}")
+        if path.is_file():
+            text = path.read_text(encoding="utf-8").replace("${{", "")
+            found += [f"{relative}: {residue!r}" for residue in _residue(text)]
+    assert found == []
+
+
+def _residue(text: str) -> list[str]:
+    return [marker for marker in JINJA_MARKERS if marker in text] + VARIABLE.findall(text)
+
+
+def test_no_empty_file_or_folder_is_left(project: Path) -> None:
+    empty = [str(p.relative_to(project)) for p in project.rglob("*") if (p.is_file() and p.stat().st_size == 0)]
+    empty += [str(p.relative_to(project)) for p in project.rglob("*") if p.is_dir() and not any(p.iterdir())]
+    assert empty == []
+
+
+def test_each_option_keeps_its_files_and_drops_the_others(project: Path, combination: Combination) -> None:
+    answers = {**_defaults(), **combination.answers, "package_name": package_name(project)}
+    missing = [p for p in (*included_paths(answers), *_always(answers)) if not (project / p).exists()]
+    leftover = [p for p in excluded_paths(answers) if (project / p).exists()]
+    assert missing == []
+    assert leftover == []
+    assert not (project / LICENSE_DIR).exists()
+    assert (project / "LICENSE").exists() == (answers["license"] != "Proprietary")
+
+
+def test_every_config_file_parses(project: Path, combination: Combination) -> None:
+    for path in _files(project):
+        if path.suffix == ".toml":
+            tomllib.loads(path.read_text())
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+        elif path.suffix in (".yaml", ".yml"):
+            yaml.safe_load(path.read_text())
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    version = combination.python_version
+    assert pyproject["project"]["requires-python"] == f">={version}"
+    assert pyproject["tool"]["mypy"]["python_version"] == version
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
+    dependencies = " ".join(pyproject["project"]["dependencies"])
+    assert ("redis" in dependencies) == combination.answers["use_redis"]
+    assert ("httpx" in dependencies) == combination.answers["use_lifespan"]
+    answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
+    assert {k: answers[k] for k in combination.answers} == combination.answers
+
+
+def test_ruff_lint_and_format_pass(project: Path, python: Path) -> None:
+    run([python, "-m", "ruff", "check", "--no-cache", "."], project)
+    run([python, "-m", "ruff", "format", "--check", "--no-cache", "."], project)
+
+
+def test_mypy_strict_passes(project: Path, python: Path, tmp_path: Path) -> None:
+    run([python, "-m", "mypy", "--cache-dir", tmp_path / "mypy"], project, env=project_env(project))
+
+
+def test_the_baked_projects_own_tests_pass(project: Path, python: Path) -> None:
+    env = {k: v for k, v in project_env(project).items() if not k.startswith(("PYTEST_", "COV_"))}
+    run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env, timeout=600)
+
+
+def _defaults() -> dict[str, object]:
+    from tests.combinations import PROMPTS, choices
+
+    return {name: values[0] for name, values in choices().items()} | {
+        k: v for k, v in PROMPTS.items() if isinstance(v, bool)
+    }
+
+
+def _always(answers: dict[str, object]) -> list[str]:
+    return [p.format(package=answers["package_name"]) for p in ALWAYS_PRESENT]
