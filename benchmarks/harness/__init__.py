@@ -1,0 +1,1 @@
+"""The benchmark harness: server processes, the load client, scenarios and the report."""

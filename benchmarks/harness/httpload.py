@@ -1,0 +1,78 @@
+"""An HTTP/1.1 keep-alive load loop over raw asyncio streams (lighter than any client library,
+so on two cores the server, not the client, is what saturates)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Load:
+    completed: int = 0
+    errors: int = 0
+    measuring: bool = False
+    measured: int = 0
+
+
+async def _connection(port: int, path: str, load: Load, stop: asyncio.Event) -> None:
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while not stop.is_set():
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if length:
+                await reader.readexactly(length)
+            if head.startswith(b"HTTP/1.1 200"):
+                load.completed += 1
+                if load.measuring:
+                    load.measured += 1
+            else:
+                load.errors += 1
+    finally:
+        writer.close()
+
+
+@dataclass
+class Measured:
+    seconds: float
+    answered: int  # 200 answers inside the measured window
+    errors: int  # non-200 answers and failed connections, over the whole load
+    server_cpu: float  # server CPU seconds inside the measured window
+
+
+async def run_load(
+    port: int, path: str, connections: int, seconds: float, warmup: float, cpu: Callable[[], float]
+) -> Measured:
+    """Hammer `path` from `connections` keep-alive connections; after `warmup` seconds count
+    the answers and the server's CPU (`cpu()`) for `seconds`."""
+    load = Load()
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(_connection(port, path, load, stop)) for _ in range(connections)]
+    try:
+        await asyncio.sleep(warmup)  # a timed load phase, not synchronisation
+        cpu_start = cpu()
+        load.measuring = True
+        start = time.monotonic()
+        await asyncio.sleep(seconds)
+        load.measuring = False
+        elapsed = time.monotonic() - start
+        cpu_end = cpu()
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    failures = [
+        r for r in results if isinstance(r, Exception) and not isinstance(r, asyncio.CancelledError)
+    ]
+    if failures and load.completed == 0:
+        raise failures[0]
+    return Measured(elapsed, load.measured, load.errors + len(failures), cpu_end - cpu_start)

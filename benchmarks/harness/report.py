@@ -1,0 +1,297 @@
+"""Results: per-run figures grouped by scenario, their medians and spread, ratios to the
+reference variant, goal checks, and the printed table."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Kind = Literal["broadcast", "slow", "http", "recovery", "suite"]
+
+
+@dataclass
+class Row:
+    variant: str
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """median, min and max of every numeric figure over the runs that have it."""
+        keys = {key for run in self.runs for key, value in run.items() if _number(value)}
+        result: dict[str, dict[str, float]] = {}
+        for key in sorted(keys):
+            values = [run[key] for run in self.runs if _number(run.get(key))]
+            result[key] = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+            }
+        return result
+
+    def median(self, key: str) -> float | None:
+        entry = self.stats().get(key)
+        return entry["median"] if entry else None
+
+    def minimum(self, key: str) -> float | None:
+        entry = self.stats().get(key)
+        return entry["min"] if entry else None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass
+class Goal:
+    name: str
+    value: float | None
+    passed: bool | None  # None: could not be measured
+
+
+@dataclass
+class Group:
+    """One table: a scenario at one size, a row per variant."""
+
+    scenario: str
+    label: str
+    kind: Kind
+    params: dict[str, Any]
+    reference: str | None = None
+    rows: dict[str, Row] = field(default_factory=dict)
+
+    def row(self, variant: str) -> Row:
+        return self.rows.setdefault(variant, Row(variant))
+
+    def ratio(self, variant: str, key: str) -> float | None:
+        if self.reference is None or variant == self.reference or self.reference not in self.rows:
+            return None
+        mine, theirs = self.rows[variant].median(key), self.rows[self.reference].median(key)
+        if mine is None or not theirs:
+            return None
+        return mine / theirs
+
+    def goals(self, variant: str) -> list[Goal]:
+        row = self.rows[variant]
+        if not row.runs:
+            return []
+        if self.kind == "broadcast" and variant != self.reference:
+            limits = {"bursts": (1.2, None)}.get(self.scenario, (1.5, 1.5))
+            goals = [_at_least("reach = 1.0 (every run)", row.minimum("reach"), 1.0)]
+            goals.append(
+                _at_most(
+                    f"CPU/frame <= {limits[0]}x ceiling",
+                    self.ratio(variant, "cpu_us_per_frame"),
+                    limits[0],
+                )
+            )
+            if limits[1] is not None:
+                goals.append(
+                    _at_most(
+                        f"p99 <= {limits[1]}x ceiling", self.ratio(variant, "p99_ms"), limits[1]
+                    )
+                )
+            return goals
+        if self.kind == "slow":
+            return [
+                _at_least("healthy reach = 1.0 (every run)", row.minimum("healthy_reach"), 1.0),
+                _at_most("healthy p99 <= 1.5x no-slow run", row.median("p99_vs_no_slow"), 1.5),
+                _below("memory growth < 10 MiB", row.median("memory_growth_mib"), 10.0),
+            ]
+        if self.kind == "http" and variant != self.reference:
+            return [
+                _at_least("req/s >= 0.9x bare FastAPI", self.ratio(variant, "requests_per_s"), 0.9)
+            ]
+        return []
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "label": self.label,
+            "kind": self.kind,
+            "params": self.params,
+            "reference": self.reference,
+            "rows": [
+                {
+                    "variant": row.variant,
+                    "runs": row.runs,
+                    "errors": row.errors,
+                    "stats": row.stats(),
+                    "ratios": {key: self.ratio(row.variant, key) for key in RATIO_KEYS[self.kind]},
+                    "goals": [goal.__dict__ for goal in self.goals(row.variant)],
+                }
+                for row in self.rows.values()
+            ],
+        }
+
+
+def _at_least(name: str, value: float | None, limit: float) -> Goal:
+    return Goal(name, value, None if value is None else value >= limit - 1e-9)
+
+
+def _at_most(name: str, value: float | None, limit: float) -> Goal:
+    return Goal(name, value, None if value is None else value <= limit)
+
+
+def _below(name: str, value: float | None, limit: float) -> Goal:
+    return Goal(name, value, None if value is None else value < limit)
+
+
+RATIO_KEYS: dict[Kind, tuple[str, ...]] = {
+    "broadcast": ("frames_per_s", "p50_ms", "p99_ms", "cpu_us_per_frame", "rss_after_mib"),
+    "slow": (),
+    "http": ("requests_per_s", "cpu_us_per_request"),
+    "recovery": (),
+    "suite": (),
+}
+
+
+# --- the printed table -------------------------------------------------------------------
+
+Column = tuple[str, Callable[[Group, Row], str]]
+
+
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if abs(value) >= 100_000:
+        return f"{value / 1000:,.0f}k"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}" if value else "0"
+
+
+def _reach(value: float) -> str:
+    # Truncated, never rounded up: 0.99996 must not print as 1.0000.
+    return "1.0" if value == 1 else f"{math.floor(value * 10_000) / 10_000:.4f}"
+
+
+def _figure(key: str, digits: int = 3) -> Callable[[Group, Row], str]:
+    """Median, and the spread (max - min) as a percentage of it when there are several runs."""
+
+    def show(group: Group, row: Row) -> str:
+        entry = row.stats().get(key)
+        if entry is None:
+            return "-"
+        text = _reach(entry["median"]) if "reach" in key else _num(entry["median"], digits)
+        if len(row.runs) > 1 and entry["median"]:
+            spread = (entry["max"] - entry["min"]) / abs(entry["median"]) * 100
+            text += f" ±{spread / 2:.0f}%"
+        return text
+
+    return show
+
+
+def _ratio(key: str) -> Callable[[Group, Row], str]:
+    def show(group: Group, row: Row) -> str:
+        value = group.ratio(row.variant, key)
+        return "-" if value is None else f"{value:.2f}x"
+
+    return show
+
+
+def _rss(group: Group, row: Row) -> str:
+    before, after = row.median("rss_before_mib"), row.median("rss_after_mib")
+    if before is None or after is None:
+        return "-"
+    return f"{before:.0f}->{after:.0f}"
+
+
+def _spread(group: Group, row: Row) -> str:
+    spreads: list[list[int]] = [
+        run["connections_per_worker"] for run in row.runs if run.get("connections_per_worker")
+    ]
+    return "/".join(str(count) for count in spreads[0]) if spreads else ""
+
+
+def _closed(group: Group, row: Row) -> str:
+    entry = row.stats().get("slow_closed")
+    total = row.median("slow_clients")
+    if entry is None or total is None:
+        return "-"
+    return f"{entry['median']:.0f}/{total:.0f}"
+
+
+COLUMNS: dict[Kind, list[Column]] = {
+    "broadcast": [
+        ("frames/s", _figure("frames_per_s")),
+        ("reach", _figure("reach", 4)),
+        ("p50 ms", _figure("p50_ms")),
+        ("p99 ms", _figure("p99_ms")),
+        ("CPU us/frame", _figure("cpu_us_per_frame")),
+        ("RSS MiB", _rss),
+        ("fps xC", _ratio("frames_per_s")),
+        ("CPU xC", _ratio("cpu_us_per_frame")),
+        ("p99 xC", _ratio("p99_ms")),
+        ("RSS xC", _ratio("rss_after_mib")),
+        ("per worker", _spread),
+    ],
+    "slow": [
+        ("healthy reach", _figure("healthy_reach", 4)),
+        ("p99 ms", _figure("healthy_p99_ms")),
+        ("no-slow p99", _figure("no_slow_p99_ms")),
+        ("p99 x no-slow", _figure("p99_vs_no_slow")),
+        ("mem growth MiB", _figure("memory_growth_mib")),
+        ("slow closed", _closed),
+        ("closed after s", _figure("slow_close_s")),
+        ("frames/s", _figure("frames_per_s")),
+    ],
+    "http": [
+        ("req/s", _figure("requests_per_s")),
+        ("CPU us/req", _figure("cpu_us_per_request")),
+        ("req/s x bare", _ratio("requests_per_s")),
+        ("errors", _figure("errors")),
+    ],
+    "recovery": [
+        ("recovery s", _figure("recovery_s")),
+        ("outage s", _figure("outage_s")),
+        ("client reconnects", _figure("client_reconnects")),
+        ("failed publishes", _figure("failed_publishes_during_outage")),
+    ],
+    "suite": [
+        ("wall s", _figure("wall_s")),
+        ("exit code", _figure("exit_code")),
+        ("", lambda g, r: str(r.runs[-1].get("summary", "")) if r.runs else ""),
+    ],
+}
+
+
+def _goal_text(goals: list[Goal]) -> str:
+    parts = []
+    for goal in goals:
+        mark = "n/a" if goal.passed is None else ("PASS" if goal.passed else "FAIL")
+        value = "" if goal.value is None else f" ({_num(goal.value)})"
+        parts.append(f"{mark} {goal.name}{value}")
+    return "; ".join(parts)
+
+
+def render(group: Group) -> str:
+    """The group as a plain-text table, one line per variant, goals at the end of each line."""
+    columns = COLUMNS[group.kind]
+    header = ["variant", *(name for name, _ in columns)]
+    lines: list[list[str]] = []
+    notes: list[str] = []
+    for row in group.rows.values():
+        if not row.runs:
+            lines.append([row.variant, *(["-"] * len(columns))])
+        else:
+            lines.append([row.variant, *(show(group, row) for _, show in columns)])
+        goals = _goal_text(group.goals(row.variant))
+        if goals:
+            notes.append(f"  {row.variant}: {goals}")
+        for error, count in Counter(row.errors).items():
+            notes.append(f"  {row.variant}: {count} run(s) failed: {error}")
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    out = [f"== {group.scenario}: {group.label} =="]
+    for line in [header, *lines]:
+        out.append(
+            "  ".join(
+                cell.rjust(width) if i else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+            ).rstrip()
+        )
+    out.extend(notes)
+    return "\n".join(out)

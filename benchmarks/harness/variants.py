@@ -1,0 +1,255 @@
+"""How to start each variant as a real process on a loopback port, and the bakes they need."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from websockets.asyncio.client import ClientConnection
+
+from . import procs
+from .client import abort_all, open_client
+
+SERVERS = Path(__file__).resolve().parent.parent / "servers"
+LOG_LEVEL = "warning"  # no access log lines: they would be counted as the server's CPU
+
+WS_VARIANTS = ("ceiling", "tutorial", "broadcaster", "ours", "ours-redis")
+HTTP_VARIANTS = ("bare", "ours-http")
+
+DESCRIPTIONS = {
+    "ceiling": "plain websockets server, websockets.broadcast()",
+    "tutorial": "FastAPI docs ConnectionManager: await send_text() per client",
+    "broadcaster": "encode/broadcaster README chat pattern, memory backend",
+    "ours": "baked service, in-memory, 1 worker",
+    "ours-redis": "baked service with Redis, 2 uvicorn workers",
+    "bare": "bare FastAPI app, GET /health -> {'status': 'ok'}",
+    "ours-http": "baked service's GET /health",
+}
+
+
+class Unavailable(Exception):
+    """A variant cannot run here (the template does not bake it yet, a tool is missing)."""
+
+
+@dataclass
+class Server:
+    """A started variant: its process tree, port and WebSocket URL for a channel."""
+
+    variant: str
+    process: procs.Process
+    port: int
+    workers: int = 1
+
+    def url(self, channel: str) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/{channel}"
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+@dataclass
+class Redis:
+    """A redis-server this harness started on a free loopback port, with no persistence."""
+
+    port: int
+    process: procs.Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self, log_dir: Path, timeout: float = 10.0) -> None:
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--protected-mode", "no"]
+        self.process = procs.start(f"redis-{self.port}", argv, log_dir=log_dir)
+        await self.wait_ready(timeout)
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Return once the server answers PING."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.process.alive():
+                raise RuntimeError(f"redis-server exited:\n{self.process.log_tail()}")
+            with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", self.port), 0.5
+                )
+                try:
+                    writer.write(b"PING\r\n")
+                    if await asyncio.wait_for(reader.readline(), 0.5) == b"+PONG\r\n":
+                        return
+                finally:
+                    writer.close()
+            await asyncio.sleep(0.02)  # polling a server that is still starting
+        raise TimeoutError(f"redis-server on {self.port} did not answer PING in {timeout}s")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+@dataclass
+class Workspace:
+    """Where the runs keep bakes and logs, and the shared Redis they use."""
+
+    root: Path
+    template: Path
+    python: str = sys.executable
+    _bakes: dict[bool, Path | Exception] = field(default_factory=dict)
+    redis: Redis | None = None
+
+    @property
+    def logs(self) -> Path:
+        path = self.root / "logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def bake(self, with_redis: bool) -> Path:
+        """The `src` folder of a websockets bake (with Redis or not), baked once per workspace."""
+        if with_redis not in self._bakes:
+            self._bakes[with_redis] = self._bake(with_redis)
+        result = self._bakes[with_redis]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _bake(self, with_redis: bool) -> Path | Exception:
+        out = self.root / ("bake-redis" if with_redis else "bake-memory")
+        answers = ["use_websockets=true", f"use_redis={'true' if with_redis else 'false'}"]
+        if with_redis:
+            answers.append("use_lifespan=true")
+        argv = [
+            self.python,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            str(self.template),
+            "-o",
+            str(out),
+            *answers,
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            return Unavailable(
+                f"bake failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
+            )
+        mains = sorted(out.glob("*/src/*/__main__.py"))
+        if not mains:
+            return Unavailable("bake has no src/<package>/__main__.py")
+        package = mains[0].parent
+        if not (package / "api" / "ws.py").exists():
+            return Unavailable("the template has no WebSocket hub yet (api/ws.py missing)")
+        return package.parent
+
+    async def shared_redis(self) -> Redis:
+        if self.redis is None or self.redis.process is None or not self.redis.process.alive():
+            self.redis = Redis(procs.free_port())
+            await self.redis.start(self.logs)
+        return self.redis
+
+
+def _uvicorn(app: str, port: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        LOG_LEVEL,
+        *extra,
+    ]
+
+
+def _package(src: Path) -> str:
+    return next(path.parent.name for path in sorted(src.glob("*/__main__.py")))
+
+
+async def launch(
+    variant: str, space: Workspace, redis: Redis | None = None, timeout: float = 30.0
+) -> Server:
+    """Start `variant` on a free port and return once it serves WebSockets (or HTTP)."""
+    port = procs.free_port()
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "WORKERS", "PYTHONPATH"}}
+    workers = 1
+    cwd: Path | None = None
+    if variant == "ceiling":
+        argv = [space.python, str(SERVERS / "ceiling.py"), "--port", str(port)]
+    elif variant == "tutorial":
+        argv = _uvicorn("tutorial:app", port, "--app-dir", str(SERVERS))
+    elif variant == "broadcaster":
+        argv = _uvicorn("broadcaster_chat:app", port, "--app-dir", str(SERVERS))
+    elif variant == "bare":
+        argv = _uvicorn("bare:app", port, "--app-dir", str(SERVERS))
+    elif variant in {"ours", "ours-redis", "ours-http"}:
+        src = space.bake(with_redis=variant == "ours-redis")
+        package = _package(src)
+        env["PYTHONPATH"] = str(src)
+        cwd = src.parent  # no .env there: the environment below is the whole configuration
+        if variant == "ours-http":
+            argv = _uvicorn(f"{package}.main:app", port)
+        else:
+            argv = [space.python, "-m", package]
+            env.update(HOST="127.0.0.1", PORT=str(port), LOG_LEVEL=LOG_LEVEL)
+            if variant == "ours-redis":
+                workers = 2
+                redis = redis or await space.shared_redis()
+                env.update(REDIS_URL=redis.url, WORKERS=str(workers))
+            else:
+                env["WORKERS"] = "1"
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    process = procs.start(f"{variant}-{port}", argv, env=env, cwd=cwd, log_dir=space.logs)
+    server = Server(variant, process, port, workers)
+    try:
+        await procs.wait_for_port(process, port, timeout)
+        if variant not in HTTP_VARIANTS:
+            await _wait_workers(server, timeout)
+    except BaseException:
+        process.stop()
+        raise
+    return server
+
+
+async def _wait_workers(server: Server, timeout: float) -> None:
+    """Return once a WebSocket handshake succeeds on every worker (each has run its startup).
+
+    A connection lands on whichever worker accepts first; probes stay open so the next one
+    can land elsewhere, and /proc tells which worker holds each.
+    """
+    probes: list[ClientConnection] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                probes.append(await open_client(server.url("warmup-probe"), open_timeout=5))
+            except Exception as exc:  # refused, reset, 5xx during startup: keep polling
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{server.variant}: no WebSocket handshake: {exc}") from exc
+                await asyncio.sleep(0.1)  # polling a server that is still starting
+                continue
+            if server.workers == 1:
+                return
+            workers = [pid for pid in server.process.tree() if pid != server.process.pid]
+            counts = procs.connections_per_process(workers, server.port)
+            if sum(1 for count in counts.values() if count) >= server.workers:
+                return
+            if time.monotonic() > deadline or len(probes) >= 200:
+                return  # report the spread as measured rather than fail
+            await asyncio.sleep(0.02)
+    finally:
+        abort_all(probes)

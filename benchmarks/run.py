@@ -1,0 +1,384 @@
+"""Benchmark the baked service's WebSocket fan-out against reference servers.
+
+    python benchmarks/run.py                      # everything (about 45 minutes)
+    python benchmarks/run.py --quick              # every scenario at toy sizes (seconds)
+    python benchmarks/run.py --scenario bursts --variants ceiling,ours --runs 5
+
+Each run starts its variant as a real process on a loopback port, drives it from this one
+asyncio process, and stops every process it started, also on Ctrl-C and on errors.
+benchmarks/README.md explains every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import procs
+from harness.report import Group, Row, render
+from harness.scenarios import (
+    Broadcast,
+    broadcast_run,
+    http_run,
+    redis_recovery,
+    slow_pair,
+    suite_run,
+)
+from harness.variants import DESCRIPTIONS, WS_VARIANTS, Unavailable, Workspace
+
+SCENARIOS = ("bursts", "paced", "slow", "redis", "http")
+REPO = Path(__file__).resolve().parent.parent
+# option: (full run, --quick). Full sizes are the spec's (issue 6).
+DEFAULTS: dict[str, tuple[Any, Any]] = {
+    "runs": (3, 1),
+    "clients": ([100, 500, 1000], [20]),
+    "messages": (200, 20),
+    "size": (100, 100),
+    "paced_clients": (1000, 20),
+    "paced_rate": (10.0, 10.0),
+    "paced_seconds": (20.0, 1.0),
+    "slow_clients": (200, 20),
+    "slow_fraction": (0.05, 0.05),
+    "slow_size": (16384, 1024),
+    "slow_rate": (100.0, 50.0),
+    "slow_seconds": (60.0, 2.0),
+    "recovery_clients": (200, 20),
+    "outage": (2.0, 1.0),
+    "redis_restart": (True, False),
+    "http_seconds": (5.0, 1.0),
+    "http_connections": (32, 8),
+    "idle": (3.0, 1.0),
+}
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _ints(text: str) -> list[int]:
+    return [int(item) for item in _list(text)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="toy sizes and 1 run: the whole thing in seconds"
+    )
+    parser.add_argument(
+        "--scenario",
+        type=_list,
+        default=list(SCENARIOS),
+        help=f"comma list of {','.join(SCENARIOS)}",
+    )
+    parser.add_argument(
+        "--variants",
+        type=_list,
+        default=list(WS_VARIANTS),
+        help=f"comma list of {','.join(WS_VARIANTS)}",
+    )
+    parser.add_argument(
+        "--runs", type=int, help="runs per figure, medians reported (default 3, quick 1)"
+    )
+    parser.add_argument(
+        "--suite", action="store_true", help="also time the template's own suite (pytest -n auto)"
+    )
+    parser.add_argument(
+        "--json", type=Path, help="also write the full report (every run) as JSON here"
+    )
+    parser.add_argument(
+        "--template", type=Path, default=REPO, help="the cookiecutter template to bake"
+    )
+    parser.add_argument(
+        "--workdir", type=Path, help="where bakes and server logs go (default: a temp dir)"
+    )
+    sizes = parser.add_argument_group(
+        "sizes (defaults: the spec's full sizes, or toy sizes with --quick)"
+    )
+    sizes.add_argument("--clients", type=_ints, help="bursts: client counts (100,500,1000)")
+    sizes.add_argument("--messages", type=int, help="bursts: messages per burst (200)")
+    sizes.add_argument("--size", type=int, help="bursts and paced: message size in bytes (100)")
+    sizes.add_argument("--paced-clients", type=int, help="paced and redis: clients (1000)")
+    sizes.add_argument("--paced-rate", type=float, help="paced and redis: messages per second (10)")
+    sizes.add_argument(
+        "--paced-seconds", type=float, help="paced and redis: seconds of publishing (20)"
+    )
+    sizes.add_argument("--slow-clients", type=int, help="slow: clients (200)")
+    sizes.add_argument(
+        "--slow-fraction", type=float, help="slow: fraction that stops reading (0.05)"
+    )
+    sizes.add_argument("--slow-size", type=int, help="slow: message size in bytes (16384)")
+    sizes.add_argument("--slow-rate", type=float, help="slow: messages per second (100)")
+    sizes.add_argument("--slow-seconds", type=float, help="slow: seconds of publishing (60)")
+    sizes.add_argument(
+        "--recovery-clients", type=int, help="redis: clients during the Redis restart (200)"
+    )
+    sizes.add_argument("--outage", type=float, help="redis: seconds Redis stays down (2)")
+    sizes.add_argument(
+        "--redis-restart",
+        action=argparse.BooleanOptionalAction,
+        help="redis: measure recovery after a Redis restart (default on, off with --quick)",
+    )
+    sizes.add_argument("--http-seconds", type=float, help="http: seconds measured per run (5)")
+    sizes.add_argument("--http-connections", type=int, help="http: keep-alive connections (32)")
+    sizes.add_argument(
+        "--idle", type=float, help="give up on delivery after this many seconds with no frame (3)"
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.scenario) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(sorted(unknown))}")
+    unknown = set(args.variants) - set(WS_VARIANTS)
+    if unknown:
+        parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}")
+    for key, (full, quick) in DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, quick if args.quick else full)
+    return args
+
+
+Runner = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class Plan:
+    group: Group
+    variants: list[str]
+    runner: Runner
+
+
+def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
+    """Every table to fill, in order, with the variants it compares and how to run one."""
+    plans: list[Plan] = []
+    variants: list[str] = args.variants
+    if "bursts" in args.scenario:
+        for clients in args.clients:
+            burst = Broadcast(clients, args.messages, args.size, idle=args.idle)
+            label = f"N={clients}, {args.messages} msgs x {args.size} B back to back"
+            group = Group("bursts", label, "broadcast", burst.__dict__, "ceiling")
+            plans.append(Plan(group, variants, _broadcast(space, burst)))
+
+    paced = Broadcast(
+        args.paced_clients,
+        round(args.paced_rate * args.paced_seconds),
+        args.size,
+        args.paced_rate,
+        idle=args.idle,
+        cap=args.paced_seconds * 2 + 10,
+    )
+    paced_label = (
+        f"N={args.paced_clients}, {args.paced_rate:g} msgs/s for {args.paced_seconds:g} s, "
+        f"{args.size} B"
+    )
+    if "paced" in args.scenario:
+        # With the redis scenario selected, ours-redis gets its own table there.
+        chosen = [v for v in variants if not (v == "ours-redis" and "redis" in args.scenario)]
+        group = Group("paced", paced_label, "broadcast", paced.__dict__, "ceiling")
+        plans.append(Plan(group, chosen, _broadcast(space, paced)))
+
+    if "slow" in args.scenario:
+        slow = Broadcast(
+            args.slow_clients,
+            round(args.slow_rate * args.slow_seconds),
+            args.slow_size,
+            args.slow_rate,
+            args.slow_fraction,
+            idle=args.idle,
+            cap=args.slow_seconds * 2 + 10,
+        )
+        label = (
+            f"N={args.slow_clients}, {args.slow_fraction:.0%} stop reading, "
+            f"{args.slow_size} B at {args.slow_rate:g}/s for {args.slow_seconds:g} s"
+        )
+        group = Group("slow", label, "slow", slow.__dict__)
+        plans.append(Plan(group, variants, lambda v: slow_pair(space, v, slow)))
+
+    if "redis" in args.scenario and "ours-redis" in variants:
+        chosen = [v for v in ("ceiling", "ours-redis") if v in variants]
+        label = f"paced over 2 workers: {paced_label}"
+        group = Group("redis", label, "broadcast", paced.__dict__, "ceiling")
+        plans.append(Plan(group, chosen, _broadcast(space, paced)))
+        if args.redis_restart:
+            clients, outage = args.recovery_clients, args.outage
+            label = f"N={clients}, Redis killed for {outage:g} s then restarted"
+            group = Group("redis", label, "recovery", {"clients": clients, "outage": outage})
+            runner = lambda v: redis_recovery(space, clients, outage, timeout=30)  # noqa: E731
+            plans.append(Plan(group, ["ours-redis"], runner))
+
+    if "http" in args.scenario:
+        connections, seconds = args.http_connections, args.http_seconds
+        warmup = 0.3 if args.quick else 1.0
+        label = f"GET /health, {connections} keep-alive connections, {seconds:g} s"
+        group = Group(
+            "http", label, "http", {"connections": connections, "seconds": seconds}, "bare"
+        )
+        runner = lambda v: http_run(space, v, connections, seconds, warmup)  # noqa: E731
+        plans.append(Plan(group, ["bare", "ours-http"], runner))
+
+    if args.suite:
+        group = Group("suite", f"pytest -n auto in {args.template}", "suite", {})
+
+        async def suite(variant: str) -> dict[str, Any]:
+            return await asyncio.to_thread(suite_run, args.template, 1800)
+
+        plans.append(Plan(group, ["template suite"], suite))
+    return plans
+
+
+def _broadcast(space: Workspace, spec: Broadcast) -> Runner:
+    return lambda variant: broadcast_run(space, variant, spec)
+
+
+def _brief(figures: dict[str, Any]) -> str:
+    shown = []
+    for key in (
+        "frames_per_s",
+        "reach",
+        "p99_ms",
+        "healthy_reach",
+        "requests_per_s",
+        "recovery_s",
+        "wall_s",
+    ):
+        value = figures.get(key)
+        if isinstance(value, float):
+            shown.append(f"{key}={value:.4g}")
+    return " ".join(shown)
+
+
+async def execute(args: argparse.Namespace, space: Workspace, groups: list[Group]) -> None:
+    plans = build_plan(args, space)
+    for plan in plans:
+        groups.append(plan.group)
+        runs = 1 if plan.group.kind == "suite" else args.runs
+        given_up: set[str] = set()
+        # Interleave variants run by run, so a slow drift of the machine hits every variant alike.
+        for index in range(runs):
+            for variant in plan.variants:
+                if variant in given_up:
+                    continue
+                row = plan.group.row(variant)
+                reuse = _reusable(groups, plan.group, variant)
+                if reuse is not None:
+                    row.runs = reuse.runs
+                    continue
+                started = time.monotonic()
+                where = (
+                    f"[{plan.group.scenario} {plan.group.label} | run {index + 1}/{runs}] {variant}"
+                )
+                try:
+                    figures = await plan.runner(variant)
+                except Unavailable as exc:
+                    row.errors.append(f"unavailable: {exc}")
+                    given_up.add(variant)
+                    print(f"{where}: unavailable: {exc}", file=sys.stderr, flush=True)
+                    continue
+                except Exception as exc:  # one failed run is reported, the others still run
+                    first_line = (str(exc).strip().splitlines() or [""])[0]
+                    row.errors.append(f"{type(exc).__name__}: {first_line}")
+                    print(
+                        f"{where}: FAILED {type(exc).__name__}: {exc}", file=sys.stderr, flush=True
+                    )
+                    continue
+                row.runs.append(figures)
+                print(
+                    f"{where}: {_brief(figures)} ({time.monotonic() - started:.1f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def _reusable(groups: list[Group], group: Group, variant: str) -> Row | None:
+    """The paced ceiling row, when the redis group's ceiling would be the very same runs."""
+    if group.scenario != "redis" or variant != "ceiling":
+        return None
+    for other in groups:
+        if other.scenario == "paced" and other.params == group.params and other.rows.get("ceiling"):
+            return other.rows["ceiling"]
+    return None
+
+
+def raise_fd_limit() -> None:
+    """1,000 clients plus the servers' sides need more than the usual 1,024 descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    procs.install_cleanup()
+    raise_fd_limit()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="realtime-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    space = Workspace(root=workdir, template=args.template.resolve())
+    groups: list[Group] = []
+    started = time.monotonic()
+    interrupted = False
+    try:
+        try:
+            import uvloop  # the client must not be what saturates: a faster loop helps
+        except ImportError:
+            asyncio.run(execute(args, space, groups))
+        else:
+            uvloop.run(execute(args, space, groups))
+    except KeyboardInterrupt:
+        interrupted = True
+        print("interrupted: reporting what finished", file=sys.stderr)
+    finally:
+        procs.stop_all()
+
+    mode = "quick" if args.quick else "full"
+    print(f"# Benchmarks ({mode}, {args.runs} run(s) per figure: median ±half the min-max spread)")
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    print(f"# {python}, {platform.machine()}, cores={_cores()}")
+    for name in dict.fromkeys(v for g in groups for v in g.rows):
+        if name in DESCRIPTIONS:
+            print(f"#   {name}: {DESCRIPTIONS[name]}")
+    print()
+    for group in groups:
+        print(render(group))
+        print()
+    print(f"# total {time.monotonic() - started:.0f} s")
+    if args.json:
+        report = {
+            "meta": {
+                "quick": args.quick,
+                "runs": args.runs,
+                "python": platform.python_version(),
+                "cores": _cores(),
+                "seconds": time.monotonic() - started,
+                "interrupted": interrupted,
+            },
+            "groups": [group.as_json() for group in groups],
+        }
+        args.json.write_text(json.dumps(report, indent=2))
+    failed = any(row.errors for group in groups for row in group.rows.values())
+    if args.workdir is None:
+        if failed:
+            print(f"# server logs kept in {workdir / 'logs'}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 130 if interrupted else 0
+
+
+def _cores() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
