@@ -1,0 +1,337 @@
+"""Redis pub/sub as the broadcast backend, so every worker and host sees every message.
+
+One subscriber connection per process reads every channel in use and hands
+messages to the receiver (the hub) in arrival order; a separate pool of
+short-timeout connections publishes. One listener task owns the subscriber
+connection and is supervised: when Redis goes away it logs the loss,
+reconnects with capped exponential backoff and jitter, resubscribes every
+channel still in use and then calls `receiver.resync()`, because Redis
+pub/sub keeps nothing for a subscriber that was away.
+
+Subscribe and unsubscribe wait for Redis's confirmation. Redis confirms the
+commands of one connection in the order they were sent, so each waiter joins
+a queue per (command, channel) and each confirmation settles the oldest one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from typing import Any, Literal
+
+from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection, Connection, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from .backend import BroadcastUnavailable, Receiver
+
+logger = logging.getLogger(__name__)
+
+# What talking to Redis can raise: redis-py's errors and socket errors
+# (TimeoutError, from our own deadlines, is an OSError).
+_REDIS_ERRORS = (RedisError, OSError)
+
+Command = Literal["subscribe", "unsubscribe"]
+
+
+class RedisBackend:
+    """Publish/subscribe through the Redis server at `url` (redis://, rediss:// or unix://).
+
+    `timeout` bounds connecting, each publish and each wait for a confirmation.
+    After losing Redis, the listener retries after `reconnect_initial_delay`
+    seconds, doubling up to `reconnect_max_delay`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 2.0,
+        reconnect_initial_delay: float = 0.1,
+        reconnect_max_delay: float = 5.0,
+    ) -> None:
+        if timeout <= 0 or reconnect_initial_delay <= 0:
+            raise ValueError("timeout and reconnect_initial_delay must be positive")
+        if reconnect_max_delay < reconnect_initial_delay:
+            raise ValueError("reconnect_max_delay must be at least reconnect_initial_delay")
+        self._timeout = timeout
+        self._initial_delay = reconnect_initial_delay
+        self._max_delay = reconnect_max_delay
+
+        options: dict[str, Any] = {**parse_url(url)}
+        self._connection_class: type[AbstractConnection] = options.pop(
+            "connection_class", Connection
+        )
+        # Where we connect, for logs and reasons; never the password.
+        self._address: str = options.get("path") or (
+            f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+        )
+        # Applied after the URL's own query options, so a URL cannot undo them.
+        self._subscriber_options: dict[str, Any] = {
+            **options,
+            # A subscriber waits as long as nobody publishes. redis-py 8's
+            # default 5 s socket timeout would end every idle read with an error.
+            "socket_timeout": None,
+            "socket_connect_timeout": timeout,
+            # In RESP2, everything a subscribed connection receives is an
+            # array [kind, channel, payload]: one shape to read.
+            "protocol": 2,
+            "decode_responses": True,
+            "encoding_errors": "replace",
+            # No hidden retries: the listener reconnects and resubscribes itself.
+            "retry": Retry(NoBackoff(), 0),
+        }
+        # Publishing fails fast when Redis is down: a short timeout, and one
+        # immediate retry on a connection error only, for a pooled connection
+        # that Redis (a restart, an idle timeout) closed while it sat unused.
+        self._publisher: Redis = Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+
+        self._receiver: Receiver | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._first_attempt = asyncio.Event()
+        self._stopped = False
+        # Set while the listener holds a live subscriber connection.
+        self._connection: AbstractConnection | None = None
+        self._down_reason = "not started"
+        self._wanted: set[str] = set()  # channels in use, the hub's view
+        self._confirmed: set[str] = set()  # channels Redis confirmed on this connection
+        self._waiters: dict[tuple[Command, str], deque[asyncio.Future[bool]]] = {}
+        self._failures = 0  # connection attempts failed since the last live connection
+        self._ever_live = False
+
+    async def start(self, receiver: Receiver) -> None:
+        """Start the listener; returns after its first connection attempt, successful or not.
+
+        Redis being down at startup is not fatal: the listener keeps trying
+        and `ready()` says why it is not ready.
+        """
+        if self._listener is not None or self._stopped:
+            raise RuntimeError("RedisBackend can be started once")
+        self._receiver = receiver
+        self._listener = asyncio.create_task(self._listen(), name="redis broadcast listener")
+        try:
+            await self._first_attempt.wait()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        """End the listener and close both connections; safe to call more than once."""
+        self._stopped = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            # asyncio.wait, not `await listener`: our own cancellation must still propagate.
+            await asyncio.wait({listener})
+        await self._publisher.aclose()
+        self._down_reason = "stopped"
+
+    async def publish(self, channel: str, message: str) -> None:
+        """Send `message` to every subscriber of `channel`; raises BroadcastUnavailable at once
+        when the listener knows Redis is down, else within `timeout`."""
+        if self._connection is None:
+            raise BroadcastUnavailable(self._down_reason)
+        try:
+            await self._publisher.publish(channel, message)
+        except _REDIS_ERRORS as exc:
+            reason = f"publish to Redis at {self._address} failed: {_describe(exc)}"
+            raise BroadcastUnavailable(reason) from exc
+
+    async def subscribe(self, channel: str) -> None:
+        """Start receiving `channel`; returns once Redis confirmed the subscription.
+
+        Raises BroadcastUnavailable (and keeps nothing) when Redis is down or
+        does not confirm within `timeout`.
+        """
+        connection = self._connection
+        if connection is None:
+            raise BroadcastUnavailable(self._down_reason)
+        self._wanted.add(channel)
+        confirmation = self._expect("subscribe", channel)
+        try:
+            await connection.send_command("SUBSCRIBE", channel)
+            async with asyncio.timeout(self._timeout):
+                confirmed = await confirmation
+        except _REDIS_ERRORS as exc:
+            self._wanted.discard(channel)
+            reason = f"subscribe to {channel!r} failed: {_describe(exc)}"
+            raise BroadcastUnavailable(reason) from exc
+        except BaseException:
+            self._wanted.discard(channel)
+            raise
+        if not confirmed:
+            self._wanted.discard(channel)
+            raise BroadcastUnavailable(f"lost Redis before it confirmed {channel!r}")
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Stop receiving `channel`; returns once Redis confirmed, or at once while disconnected.
+
+        Never raises for Redis being down: the subscription ended with the
+        connection, and the listener will not resubscribe this channel.
+        """
+        self._wanted.discard(channel)
+        connection = self._connection
+        if connection is None:
+            return
+        confirmation = self._expect("unsubscribe", channel)
+        try:
+            await connection.send_command("UNSUBSCRIBE", channel)
+            async with asyncio.timeout(self._timeout):
+                await confirmation
+        except _REDIS_ERRORS as exc:
+            logger.debug("redis broadcast: unconfirmed unsubscribe %r: %s", channel, _describe(exc))
+
+    def ready(self) -> str | None:
+        """None when the subscriber connection is live and every channel in use is confirmed.
+
+        A live connection alone is not enough: until the resubscription is
+        confirmed, messages published on those channels would be missed.
+        """
+        if self._connection is None:
+            return self._down_reason
+        missing = len(self._wanted - self._confirmed)
+        if missing:
+            return f"{missing} channel(s) not yet subscribed in Redis"
+        return None
+
+    # The listener.
+
+    async def _listen(self) -> None:
+        """Own the subscriber connection until stopped: connect, read, and on failure retry."""
+        while True:
+            connection = self._connection_class(**self._subscriber_options)
+            reason = "stopped"
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await connection.connect()  # type: ignore[no-untyped-call]  # unannotated upstream
+                await self._serve(connection)
+            except _REDIS_ERRORS as exc:
+                reason = f"no connection to Redis at {self._address}: {_describe(exc)}"
+            except Exception:  # the supervisor's boundary: a bug must not end the listener
+                logger.exception("redis broadcast: listener failed; reconnecting")
+                reason = "listener failed unexpectedly (see the logs)"
+            finally:
+                was_live = self._connection is not None
+                self._went_down(reason)
+                with contextlib.suppress(*_REDIS_ERRORS):  # a broken connection closes anyway
+                    await connection.disconnect()
+            self._failures += 1
+            if was_live:
+                logger.warning("redis broadcast: lost Redis (%s); reconnecting", reason)
+            elif self._failures == 1:
+                logger.warning("redis broadcast: %s; retrying with backoff", reason)
+            else:  # one warning per outage, not one per attempt
+                logger.debug("redis broadcast: attempt %d failed: %s", self._failures, reason)
+            await asyncio.sleep(self._backoff())
+
+    async def _serve(self, connection: AbstractConnection) -> None:
+        """Resubscribe the channels in use, then hand over messages until the connection fails."""
+        self._connection = connection
+        channels = sorted(self._wanted)
+        # The resubscription waits in line like any subscribe() call.
+        resubscribed = [self._expect("subscribe", channel) for channel in channels]
+        if channels:
+            await connection.send_command("SUBSCRIBE", *channels)
+        else:
+            self._went_live(0)
+        while True:
+            response = await connection.read_response()
+            kind, channel = response[0], response[1]
+            if kind == "message":
+                # Skip what was still in flight when the hub unsubscribed.
+                if channel in self._wanted:
+                    self._deliver(channel, response[2])
+            elif kind == "subscribe":
+                self._confirmed.add(channel)
+                self._settle("subscribe", channel)
+                if channel not in self._wanted:
+                    # A subscribe() that gave up (timeout, cancelled) before Redis
+                    # confirmed: undo it, or Redis keeps sending what nobody wants.
+                    self._expect("unsubscribe", channel)
+                    await connection.send_command("UNSUBSCRIBE", channel)
+                if resubscribed and all(waiter.done() for waiter in resubscribed):
+                    resubscribed = []
+                    self._went_live(len(channels))
+            elif kind == "unsubscribe":
+                self._confirmed.discard(channel)
+                self._settle("unsubscribe", channel)
+
+    def _went_live(self, resubscribed: int) -> None:
+        """The connection is up and every channel in use is subscribed again."""
+        self._failures = 0
+        self._first_attempt.set()
+        if not self._ever_live:
+            self._ever_live = True
+            logger.info("redis broadcast: listening on Redis at %s", self._address)
+            return
+        logger.info(
+            "redis broadcast: reconnected to Redis at %s; %d channel(s) resubscribed",
+            self._address,
+            resubscribed,
+        )
+        # Messages published while we were away are gone; the receiver decides what to do.
+        if self._receiver is not None:
+            try:
+                self._receiver.resync()
+            except Exception:  # a faulty receiver must not cost the connection
+                logger.exception("redis broadcast: receiver failed to resync")
+
+    def _went_down(self, reason: str) -> None:
+        """Forget the connection's subscriptions and release everyone waiting on it."""
+        self._connection = None
+        self._down_reason = reason
+        self._confirmed.clear()
+        waiters, self._waiters = self._waiters, {}
+        for queue in waiters.values():
+            for waiter in queue:
+                if not waiter.done():
+                    waiter.set_result(False)
+        self._first_attempt.set()
+
+    def _deliver(self, channel: str, message: str) -> None:
+        if self._receiver is None:
+            return
+        try:
+            self._receiver.deliver(channel, message)
+        except Exception:  # a faulty receiver must not cost every other channel its messages
+            logger.exception("redis broadcast: receiver failed on a message for %r", channel)
+
+    def _expect(self, command: Command, channel: str) -> asyncio.Future[bool]:
+        """Join the queue for Redis's next confirmation of `command` on `channel`."""
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault((command, channel), deque()).append(waiter)
+        return waiter
+
+    def _settle(self, command: Command, channel: str) -> None:
+        """Confirm the oldest waiter in this queue (one that gave up still takes its turn)."""
+        queue = self._waiters.get((command, channel))
+        if not queue:
+            return
+        waiter = queue.popleft()
+        if not queue:
+            del self._waiters[(command, channel)]
+        if not waiter.done():
+            waiter.set_result(True)
+
+    def _backoff(self) -> float:
+        """Seconds before the next attempt: doubling up to the cap, with jitter so that
+        workers that lost Redis together do not all come back at the same instant."""
+        delay = min(self._max_delay, self._initial_delay * 2 ** min(self._failures - 1, 32))
+        return random.uniform(delay / 2, delay)
+
+
+def _describe(exc: BaseException) -> str:
+    # redis-py's exceptions have a terse repr ("network:ConnectionError"); say what happened.
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,54 @@
+"""A managed Redis client for the service's own use (caches, counters, rate limits).
+
+`create_redis` builds one client (a connection pool) to open for the app's
+lifetime, and `redis_check` turns it into a readiness check. Commands have a
+short timeout, so a Redis outage makes requests fail fast instead of hanging
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from .readiness import Check
+
+
+def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
+    """A client for `url` (redis://, rediss:// or unix://); use it as `async with` to close it.
+
+    It connects on first use, so Redis being down does not fail startup;
+    `redis_check` reports it instead. Replies are decoded to `str`.
+    """
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        # One immediate retry, on a connection error only, covers a pooled
+        # connection that Redis (a restart, an idle timeout) closed; redis-py
+        # 8's default (10 retries with backoff) would hold a request for
+        # seconds while Redis is down.
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+
+
+def redis_check(client: Redis, timeout: float = 1.0) -> Check:
+    """A readiness check that wants a PONG from `client` within `timeout` seconds."""
+
+    async def check() -> str | None:
+        try:
+            async with asyncio.timeout(timeout):
+                await client.ping()
+        except TimeoutError:
+            return f"no PONG within {timeout:g}s"
+        except RedisError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    return check

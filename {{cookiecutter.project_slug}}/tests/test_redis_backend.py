@@ -1,0 +1,310 @@
+"""RedisBackend against a real redis-server: delivery, order, subscriptions, outages, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+from redis.asyncio import Redis
+
+from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
+from {{ cookiecutter.package_name }}.broadcast.redis import RedisBackend
+from {{ cookiecutter.package_name }}.redis_client import create_redis
+
+if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
+    from .redis_server import RedisServer
+
+pytest_plugins = ["tests.redis_server"]
+pytestmark = pytest.mark.anyio
+
+# Every wait on a condition fails after this many seconds.
+WAIT = 5.0
+# Longer than redis-py 8's default socket timeout (5 s), which would end an idle subscriber's read.
+IDLE_SECONDS = 6.0
+# The backend's timeout in these tests: a failing publish or subscribe must not take longer.
+TIMEOUT = 1.0
+# Retry quickly after an outage, so the tests that play one stay short.
+FAST_RECONNECT = {"reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.2}
+
+
+class Watch:
+    """Lets a test wait for a condition that events (deliveries, log records) make true."""
+
+    def __init__(self) -> None:
+        self._conditions: list[tuple[Callable[[], bool], anyio.Event]] = []
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        """Return once `condition()` holds; fail after WAIT seconds."""
+        if condition():
+            return
+        entry = (condition, anyio.Event())
+        self._conditions.append(entry)
+        try:
+            with anyio.fail_after(WAIT):
+                await entry[1].wait()
+        finally:
+            self._conditions.remove(entry)
+
+    def changed(self) -> None:
+        for condition, event in self._conditions:
+            if condition():
+                event.set()
+
+
+class Recorder(Watch):
+    """A Receiver that records what the backend hands it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[tuple[str, str]] = []
+        self.resyncs = 0
+
+    def deliver(self, channel: str, message: str) -> None:
+        self.messages.append((channel, message))
+        self.changed()
+
+    def resync(self) -> None:
+        self.resyncs += 1
+        self.changed()
+
+    def received(self, channel: str) -> list[str]:
+        return [message for name, message in self.messages if name == channel]
+
+    def has_received(self, channel: str, count: int) -> Callable[[], bool]:
+        """A condition: `count` messages for `channel` are in."""
+        return lambda: len(self.received(channel)) == count
+
+    def has_resynced(self, count: int) -> Callable[[], bool]:
+        return lambda: self.resyncs == count
+
+
+class LogWatch(logging.Handler):
+    """The backend's log records, as it emits them: how a test learns the listener's state."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self.watch = Watch()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.watch.changed()
+
+    def count(self, text: str, level: int = logging.DEBUG) -> int:
+        return sum(1 for r in self.records if text in r.getMessage() and r.levelno >= level)
+
+    async def until_count(self, text: str, count: int) -> None:
+        await self.watch.until(lambda: self.count(text) == count)
+
+
+@pytest.fixture
+def backend_log() -> Iterator[LogWatch]:
+    logger = logging.getLogger(RedisBackend.__module__)
+    watch, level = LogWatch(), logger.level
+    logger.addHandler(watch)
+    logger.setLevel(logging.DEBUG)
+    yield watch
+    logger.removeHandler(watch)
+    logger.setLevel(level)
+
+
+@pytest.fixture
+def channel() -> str:
+    """A channel name of this test's own: the session's Redis is shared."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+@asynccontextmanager
+async def started(url: str, **options: float) -> AsyncIterator[tuple[RedisBackend, Recorder]]:
+    backend = RedisBackend(url, timeout=TIMEOUT, **options)
+    recorder = Recorder()
+    await backend.start(recorder)
+    try:
+        yield backend, recorder
+    finally:
+        await backend.stop()
+
+
+async def subscribers(redis: Redis, channel: str) -> int:
+    """How many connections Redis says are subscribed to `channel` (PUBSUB NUMSUB)."""
+    [(_, count)] = await redis.pubsub_numsub(channel)
+    return count
+
+
+async def test_a_published_message_reaches_the_subscriber(redis_url: str, channel: str) -> None:
+    async with started(redis_url) as (backend, recorder):
+        await backend.subscribe(channel)
+        assert backend.ready() is None
+        await backend.publish(channel, '{"text": "hello"}')
+        await recorder.until(lambda: recorder.received(channel) == ['{"text": "hello"}'])
+
+
+async def test_two_processes_share_channels(redis_url: str, channel: str) -> None:
+    # Two backends stand for two worker processes: each has its own connections.
+    async with (
+        started(redis_url) as (first, first_seen),
+        started(redis_url) as (second, second_seen),
+        create_redis(redis_url) as redis,
+    ):
+        await first.subscribe(channel)
+        await second.subscribe(channel)
+        assert await subscribers(redis, channel) == 2
+        await first.publish(channel, "from first")
+        await second.publish(channel, "from second")
+        for seen in (first_seen, second_seen):
+            await seen.until(seen.has_received(channel, 2))
+            assert sorted(seen.received(channel)) == ["from first", "from second"]
+
+
+async def test_each_publishers_messages_arrive_in_publish_order(
+    redis_url: str, channel: str
+) -> None:
+    count = 200
+    async with (
+        started(redis_url) as (subscriber, seen),
+        started(redis_url) as (first, _),
+        started(redis_url) as (second, _),
+    ):
+        await subscriber.subscribe(channel)
+
+        async def publish_all(backend: RedisBackend, name: str) -> None:
+            for number in range(count):
+                await backend.publish(channel, f"{name} {number}")
+
+        async with anyio.create_task_group() as publishers:
+            publishers.start_soon(publish_all, first, "first")
+            publishers.start_soon(publish_all, second, "second")
+        await seen.until(seen.has_received(channel, 2 * count))
+
+    for name in ("first", "second"):
+        numbers = [int(m.split()[1]) for m in seen.received(channel) if m.startswith(name)]
+        assert numbers == list(range(count))
+
+
+async def test_subscribe_and_unsubscribe_show_in_pubsub_numsub(
+    redis_url: str, channel: str
+) -> None:
+    other = f"{channel}-other"
+    async with started(redis_url) as (backend, recorder), create_redis(redis_url) as redis:
+        assert await subscribers(redis, channel) == 0
+        await backend.subscribe(channel)
+        await backend.subscribe(other)
+        assert await subscribers(redis, channel) == 1
+        await backend.unsubscribe(channel)
+        assert await subscribers(redis, channel) == 0
+        assert backend.ready() is None
+
+        # Redis delivers what one connection publishes in order: once `other`'s
+        # message is in, one for `channel` would already have arrived.
+        await backend.publish(channel, "after unsubscribe")
+        await backend.publish(other, "still subscribed")
+        await recorder.until(lambda: recorder.received(other) == ["still subscribed"])
+        assert recorder.received(channel) == []
+
+
+async def test_an_idle_subscriber_still_receives_after_longer_than_the_socket_timeout(
+    redis_url: str, channel: str, backend_log: LogWatch
+) -> None:
+    async with started(redis_url) as (backend, recorder):
+        await backend.subscribe(channel)
+        # Not synchronisation: staying idle this long is the property under test.
+        await anyio.sleep(IDLE_SECONDS)
+        assert backend.ready() is None
+        await backend.publish(channel, "after a quiet spell")
+        await recorder.until(lambda: recorder.received(channel) == ["after a quiet spell"])
+    assert recorder.resyncs == 0
+    assert backend_log.count("lost Redis") == 0, "the subscriber connection dropped while idle"
+
+
+async def test_while_redis_is_down_publish_and_subscribe_fail_fast_and_ready_says_why(
+    redis_server: RedisServer, channel: str, backend_log: LogWatch
+) -> None:
+    async with started(redis_server.url, **FAST_RECONNECT) as (backend, _):
+        await backend.subscribe(channel)
+        redis_server.kill()
+        # Whether or not the listener noticed yet: an error within the timeout, never a hang.
+        with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
+            await backend.publish(channel, "into the void")
+
+        await backend_log.until_count("lost Redis", 1)
+        reason = backend.ready()
+        assert reason is not None
+        assert f"127.0.0.1:{redis_server.port}" in reason
+        with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
+            await backend.publish(channel, "into the void")
+        with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
+            await backend.subscribe(f"{channel}-new")
+        # Leaving the block stops the backend while its listener is retrying.
+
+    assert backend_log.count("", level=logging.WARNING) == 1, "one warning per outage"
+    assert not any(record.exc_info for record in backend_log.records), "no tracebacks"
+
+
+async def test_after_redis_restarts_the_listener_resubscribes_resyncs_once_and_delivers(
+    redis_server: RedisServer, channel: str, backend_log: LogWatch
+) -> None:
+    refused = f"{channel}-refused"
+    async with started(redis_server.url, **FAST_RECONNECT) as (backend, recorder):
+        await backend.subscribe(channel)
+        for outage in (1, 2):
+            redis_server.kill()
+            await backend_log.until_count("lost Redis", outage)
+            with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
+                await backend.subscribe(refused)
+            redis_server.restart()
+
+            await recorder.until(recorder.has_resynced(outage))
+            assert backend.ready() is None
+            async with create_redis(redis_server.url) as redis:
+                assert await subscribers(redis, channel) == 1
+                assert await subscribers(redis, refused) == 0
+            await backend.publish(channel, f"after outage {outage}")
+            await recorder.until(recorder.has_received(channel, outage))
+            assert recorder.resyncs == outage
+        assert recorder.received(channel) == ["after outage 1", "after outage 2"]
+    assert backend_log.count("reconnected to Redis", level=logging.INFO) == 2
+
+
+async def test_a_backend_started_while_redis_is_down_connects_once_it_is_up(
+    redis_server: RedisServer, channel: str, backend_log: LogWatch
+) -> None:
+    redis_server.kill()
+    async with started(redis_server.url, **FAST_RECONNECT) as (backend, recorder):
+        assert backend.ready() is not None
+        with pytest.raises(BroadcastUnavailable):
+            await backend.subscribe(channel)
+        redis_server.restart()
+        await backend_log.until_count("listening on Redis", 1)
+        assert backend.ready() is None
+        await backend.subscribe(channel)
+        await backend.publish(channel, "first light")
+        await recorder.until(lambda: recorder.received(channel) == ["first light"])
+    assert recorder.resyncs == 0, "nothing was missed: there was no earlier connection"
+
+
+async def test_stop_ends_the_listener_and_closes_its_connections(
+    redis_url: str, channel: str
+) -> None:
+    tasks_before = asyncio.all_tasks()
+    backend = RedisBackend(redis_url, timeout=TIMEOUT)
+    await backend.start(Recorder())
+    await backend.subscribe(channel)
+    await backend.publish(channel, "one")
+
+    await backend.stop()
+    await backend.stop()
+
+    assert asyncio.all_tasks() == tasks_before
+    assert backend.ready() == "stopped"
+    with pytest.raises(BroadcastUnavailable):
+        await backend.publish(channel, "after stop")
+    # Redis handled the subscriber's close before it reads a command from a
+    # connection opened afterwards.
+    async with create_redis(redis_url) as redis:
+        assert await subscribers(redis, channel) == 0
