@@ -214,12 +214,19 @@ class Publisher:
     async def warm_up(self, audience: Audience, timeout: float) -> None:
         """Publish warm-up frames until every client got one: every subscription is live."""
         seq = 0
-        async with asyncio.timeout(timeout):
-            while not audience.all_warm.is_set():
-                await self.send(WARMUP, seq)
-                seq += 1
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(audience.all_warm.wait(), 0.25)
+        try:
+            async with asyncio.timeout(timeout):
+                while not audience.all_warm.is_set():
+                    await self.send(WARMUP, seq)
+                    seq += 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(audience.all_warm.wait(), 0.25)
+        except TimeoutError:
+            warm, total = sum(audience.warm), len(audience.clients)
+            raise TimeoutError(
+                f"warm-up: {warm} of {total} clients received a frame within {timeout:g}s "
+                f"({len(audience.closed_at)} closed by the server)"
+            ) from None
 
     async def publish(self, count: int, rate: float | None, cap: float) -> int:
         """Send `count` measured messages, back to back or at `rate` per second; stop after `cap`

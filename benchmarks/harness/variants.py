@@ -150,6 +150,8 @@ class Workspace:
         package = mains[0].parent
         if not (package / "api" / "ws.py").exists():
             return Unavailable("the template has no WebSocket hub yet (api/ws.py missing)")
+        if with_redis and "redis_url" not in (package / "settings.py").read_text():
+            return Unavailable("the Redis bake has no REDIS_URL setting yet")
         return package.parent
 
     async def shared_redis(self) -> Redis:
