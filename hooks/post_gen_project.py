@@ -29,7 +29,13 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_notifications.py",
     ),
     "use_websockets": (),
-    "use_redis": (),
+    "use_redis": (
+        "src/{package}/redis_client.py",
+        "src/{package}/broadcast/redis.py",
+        "tests/redis_server.py",
+        "tests/test_redis_client.py",
+        "tests/test_redis_backend.py",
+    ),
 }
 
 # Licence texts ship in this folder; the chosen one becomes LICENSE.

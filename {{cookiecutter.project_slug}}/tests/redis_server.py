@@ -4,7 +4,8 @@
 server), else a local `redis-server` started for the session. `redis_server`
 is a test's own local server, which it may kill and restart on the same port
 to play an outage; it always needs the `redis-server` binary. Without one,
-the tests fail and say how to get it: they never skip.
+the tests fail and say how to get it: they never skip. `silent_redis_url`
+plays a Redis that hangs: it accepts connections and never answers.
 
 Load it from a test module with `pytest_plugins = ["tests.redis_server"]`.
 """
@@ -159,6 +160,15 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         server = _started(tmp_path_factory.mktemp("redis"))
         yield server.url
         server.stop()
+
+
+@pytest.fixture
+def silent_redis_url() -> Iterator[str]:
+    """The URL of a port that accepts connections and never answers: a hung Redis."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
 
 
 @pytest.fixture

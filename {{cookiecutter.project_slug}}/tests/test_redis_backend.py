@@ -288,6 +288,18 @@ async def test_a_backend_started_while_redis_is_down_connects_once_it_is_up(
     assert recorder.resyncs == 0, "nothing was missed: there was no earlier connection"
 
 
+async def test_a_redis_that_never_answers_cannot_hang_start_or_publish(
+    silent_redis_url: str, channel: str
+) -> None:
+    with anyio.fail_after(TIMEOUT + WAIT):
+        async with started(silent_redis_url, **FAST_RECONNECT) as (backend, _):
+            reason = backend.ready()
+            assert reason is not None
+            assert "Timeout" in reason
+            with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
+                await backend.publish(channel, "into the void")
+
+
 async def test_stop_ends_the_listener_and_closes_its_connections(
     redis_url: str, channel: str
 ) -> None:

@@ -30,10 +30,10 @@ def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
-        # One immediate retry, on a connection error only, covers a pooled
-        # connection that Redis (a restart, an idle timeout) closed; redis-py
-        # 8's default (10 retries with backoff) would hold a request for
-        # seconds while Redis is down.
+        # Explicit, because redis-py's defaults differ: `Redis()` retries 10
+        # times with backoff (seconds of waiting while Redis is down),
+        # `from_url` not at all (a request fails on a pooled connection that a
+        # Redis restart closed). One immediate retry, on a connection error only.
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
 
