@@ -67,7 +67,7 @@ class Redis:
     async def start(self, log_dir: Path, timeout: float = 10.0) -> None:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
         argv += ["--save", "", "--appendonly", "no", "--protected-mode", "no"]
-        self.process = procs.start(f"redis-{self.port}", argv, log_dir=log_dir)
+        self.process = procs.start(f"redis-{self.port}", argv, cwd=log_dir, log_dir=log_dir)
         await self.wait_ready(timeout)
 
     async def wait_ready(self, timeout: float) -> None:
@@ -188,7 +188,9 @@ async def launch(
     port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "WORKERS", "PYTHONPATH"}}
     workers = 1
-    cwd: Path | None = None
+    # Every server runs inside the workspace: no stray .env is read, and a process
+    # left behind would be easy to find (its cwd is under the workspace).
+    cwd = space.root
     if variant == "ceiling":
         argv = [space.python, str(SERVERS / "ceiling.py"), "--port", str(port)]
     elif variant == "tutorial":
