@@ -208,6 +208,19 @@ async def test_subscribe_and_unsubscribe_show_in_pubsub_numsub(
         assert recorder.received(channel) == []
 
 
+async def test_concurrent_subscribes_are_each_confirmed(redis_url: str, channel: str) -> None:
+    channels = [f"{channel}-{number}" for number in range(500)]
+    async with started(redis_url) as (backend, recorder), create_redis(redis_url) as redis:
+        async with anyio.create_task_group() as subscribing:
+            for name in channels:
+                subscribing.start_soon(backend.subscribe, name)
+        assert backend.ready() is None
+        counts = await redis.pubsub_numsub(*channels)
+        assert [count for _, count in counts] == [1] * len(channels)
+        await backend.publish(channels[-1], "last")
+        await recorder.until(recorder.has_received(channels[-1], 1))
+
+
 async def test_an_idle_subscriber_still_receives_after_longer_than_the_socket_timeout(
     redis_url: str, channel: str, backend_log: LogWatch
 ) -> None:
@@ -250,8 +263,11 @@ async def test_after_redis_restarts_the_listener_resubscribes_resyncs_once_and_d
     redis_server: RedisServer, channel: str, backend_log: LogWatch
 ) -> None:
     refused = f"{channel}-refused"
+    others = [f"{channel}-{number}" for number in range(100)]
     async with started(redis_server.url, **FAST_RECONNECT) as (backend, recorder):
         await backend.subscribe(channel)
+        for name in others:
+            await backend.subscribe(name)
         for outage in (1, 2):
             redis_server.kill()
             await backend_log.until_count("lost Redis", outage)
@@ -264,6 +280,8 @@ async def test_after_redis_restarts_the_listener_resubscribes_resyncs_once_and_d
             async with create_redis(redis_server.url) as redis:
                 assert await subscribers(redis, channel) == 1
                 assert await subscribers(redis, refused) == 0
+                counts = await redis.pubsub_numsub(*others)
+                assert [count for _, count in counts] == [1] * len(others)
             await backend.publish(channel, f"after outage {outage}")
             await recorder.until(recorder.has_received(channel, outage))
             assert recorder.resyncs == outage

@@ -239,8 +239,9 @@ class RedisBackend:
         """Resubscribe the channels in use, then hand over messages until the connection fails."""
         self._connection = connection
         channels = sorted(self._wanted)
-        # The resubscription waits in line like any subscribe() call.
-        resubscribed = [self._expect("subscribe", channel) for channel in channels]
+        # The resubscription waits in line like any subscribe() call; Redis
+        # confirms its channels in order, so done waiters leave from the left.
+        resubscribing = deque(self._expect("subscribe", channel) for channel in channels)
         if channels:
             await connection.send_command("SUBSCRIBE", *channels)
         else:
@@ -260,9 +261,11 @@ class RedisBackend:
                     # confirmed: undo it, or Redis keeps sending what nobody wants.
                     self._expect("unsubscribe", channel)
                     await connection.send_command("UNSUBSCRIBE", channel)
-                if resubscribed and all(waiter.done() for waiter in resubscribed):
-                    resubscribed = []
-                    self._went_live(len(channels))
+                if resubscribing:
+                    while resubscribing and resubscribing[0].done():
+                        resubscribing.popleft()
+                    if not resubscribing:
+                        self._went_live(len(channels))
             elif kind == "unsubscribe":
                 self._confirmed.discard(channel)
                 self._settle("unsubscribe", channel)
