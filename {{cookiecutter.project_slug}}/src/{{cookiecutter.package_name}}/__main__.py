@@ -34,6 +34,12 @@ def main() -> None:
         log_config=logging_config(settings.log_level),
         # Without a bound, one client that stops reading holds shutdown open.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
+{%- if cookiecutter.use_websockets %}
+        # The app enforces the size too; this lets uvicorn refuse a larger frame
+        # before reading it whole.
+        ws_max_size=settings.ws_max_message_size,
+        ws_per_message_deflate=settings.ws_per_message_deflate,
+{%- endif %}
     )
 
 

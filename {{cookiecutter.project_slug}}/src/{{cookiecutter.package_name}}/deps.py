@@ -12,7 +12,11 @@ from typing import Annotated
 import httpx
 {% endif -%}
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
+{% if cookiecutter.use_websockets -%}
+from .broadcast.hub import Hub
+{% endif -%}
 {% if cookiecutter.use_background_tasks -%}
 from .jobs import JobRunner
 {% endif -%}
@@ -20,8 +24,9 @@ from .readiness import Readiness
 from .settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
+def get_settings(connection: HTTPConnection) -> Settings:
+    # HTTPConnection, not Request: WebSocket endpoints need the settings too.
+    settings: Settings = connection.app.state.settings
     return settings
 
 
@@ -42,6 +47,13 @@ def get_jobs(request: Request) -> JobRunner:
     jobs: JobRunner = request.app.state.jobs
     return jobs
 {%- endif %}
+{%- if cookiecutter.use_websockets %}
+
+
+def get_hub(connection: HTTPConnection) -> Hub:
+    hub: Hub = connection.app.state.hub
+    return hub
+{%- endif %}
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -51,4 +63,7 @@ HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
 {%- endif %}
 {%- if cookiecutter.use_background_tasks %}
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
+{%- endif %}
+{%- if cookiecutter.use_websockets %}
+HubDep = Annotated[Hub, Depends(get_hub)]
 {%- endif %}

@@ -39,6 +39,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         for url in settings.upstream_urls:
             app.state.readiness.add(f"upstream {url}", upstream_check(app.state.http_client, url))
+{%- if cookiecutter.use_websockets %}
+        await app.state.hub.start()
+        stack.push_async_callback(app.state.hub.stop, settings.shutdown_timeout)
+{%- endif %}
 {%- if cookiecutter.use_background_tasks %}
         stack.push_async_callback(app.state.jobs.drain, settings.shutdown_timeout)
 {%- endif %}

@@ -5,9 +5,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from . import __version__
+{%- if cookiecutter.use_websockets %}
+from .api import demo, messages, ws
+{%- endif %}
 from .api.health import router as health_router
 {%- if cookiecutter.use_background_tasks %}
 from .api.notifications import router as notifications_router
+{%- endif %}
+{%- if cookiecutter.use_websockets %}
+from .broadcast.hub import Hub
+from .broadcast.memory import MemoryBackend
+{%- endif %}
+{%- if cookiecutter.use_background_tasks %}
 from .jobs import JobRunner
 {%- endif %}
 {%- if cookiecutter.use_lifespan %}
@@ -32,9 +41,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.use_background_tasks %}
     app.state.jobs = JobRunner(history=settings.job_history)
 {%- endif %}
+{%- if cookiecutter.use_websockets %}
+    # Built here, not in a lifespan, so it also serves without one: it starts
+    # its backend on first use.
+    app.state.hub = Hub(
+        MemoryBackend(),
+        queue_size=settings.ws_queue_size,
+        send_timeout=settings.ws_send_timeout,
+        max_message_size=settings.ws_max_message_size,
+    )
+    app.state.readiness.add("broadcast", app.state.hub.ready)
+{%- endif %}
     app.include_router(health_router)
 {%- if cookiecutter.use_background_tasks %}
     app.include_router(notifications_router)
+{%- endif %}
+{%- if cookiecutter.use_websockets %}
+    app.include_router(ws.router)
+    app.include_router(messages.router)
+    app.include_router(demo.router)
+    app.add_middleware(ws.DirectSend)
 {%- endif %}
     return app
 

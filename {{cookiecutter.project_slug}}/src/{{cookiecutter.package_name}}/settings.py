@@ -41,6 +41,26 @@ class Settings(BaseSettings):
     # How many finished jobs /jobs/{id} remembers.
     job_history: int = Field(default=1000, ge=1)
 {%- endif %}
+{%- if cookiecutter.use_websockets %}
+    # WebSocket broadcast. A frame larger than this many bytes closes its
+    # connection with 1009; an HTTP-published body that large gets 413.
+    ws_max_message_size: int = Field(default=64 * 1024, ge=1)
+    # Messages a client may fall behind by before it is closed with 1013.
+    ws_queue_size: int = Field(default=256, ge=1)
+    # Seconds one frame may wait on a client's socket before it is closed with 1013.
+    ws_send_timeout: float = Field(default=5.0, gt=0)
+    # Bad frames (not JSON, binary) one connection may send before it is closed with 1008.
+    ws_max_bad_frames: int = Field(default=5, ge=1)
+    # Origins besides the service's own that may open a WebSocket: exact
+    # origins, `scheme://host:*` for any port, or "*". In the environment, a
+    # JSON list: WS_ALLOWED_ORIGINS='["https://app.example.com"]'.
+    ws_allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+    )
+    # permessage-deflate costs CPU per client per message, since every
+    # connection compresses on its own: off unless messages are large and slow links many.
+    ws_per_message_deflate: bool = False
+{%- endif %}
 
 
 @lru_cache

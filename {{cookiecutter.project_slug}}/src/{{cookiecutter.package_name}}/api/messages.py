@@ -1,0 +1,95 @@
+"""POST /channels/{channel}/messages: publish a JSON body to a channel from the server side."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, Request, status
+from pydantic import BaseModel
+
+from ..broadcast.backend import BroadcastUnavailable
+from ..broadcast.channels import CHANNEL_PATTERN, MAX_CHANNEL_LENGTH
+from ..broadcast.envelope import InvalidJSON, check_json
+from ..deps import HubDep, SettingsDep
+
+router = APIRouter(tags=["broadcast"])
+
+Channel = Annotated[
+    str,
+    Path(
+        max_length=MAX_CHANNEL_LENGTH,
+        pattern=CHANNEL_PATTERN,
+        description="Letters, digits, '_', '-', '.', ':'; starts alphanumeric.",
+    ),
+]
+
+# The body is read as bytes and spliced into the envelope unparsed, so the
+# schema is declared here rather than inferred from a parameter.
+_JSON_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "Any JSON value; subscribers receive it as the envelope's `data`.",
+        "content": {"application/json": {"schema": {}}},
+    }
+}
+
+
+class Published(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    channel: str
+    # The message's place in this process's sequence for the channel.
+    seq: int
+    origin: str
+
+
+@router.post(
+    "/channels/{channel}/messages",
+    status_code=status.HTTP_202_ACCEPTED,
+    openapi_extra=_JSON_BODY,
+    responses={
+        413: {"description": "Body larger than WS_MAX_MESSAGE_SIZE"},
+        415: {"description": "Content-Type is not application/json"},
+        422: {"description": "Bad channel name, or the body is not JSON"},
+        503: {"description": "The broadcast backend is unavailable"},
+    },
+)
+async def publish_message(
+    channel: Channel, request: Request, hub: HubDep, settings: SettingsDep
+) -> Published:
+    """Publish the JSON body to every subscriber of `channel`; 503 when broadcast is down."""
+    # Requiring JSON also keeps other sites' pages out: a cross-origin fetch
+    # with this content type needs a CORS preflight this service never grants.
+    content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/json")
+    body = await read_body(request, settings.ws_max_message_size)
+    try:
+        text = body.decode()
+        check_json(text)
+    except (UnicodeDecodeError, InvalidJSON) as exc:
+        raise HTTPException(422, f"body: {exc}") from exc
+    try:
+        seq = await hub.publish(channel, text, sender="http")
+    except BroadcastUnavailable as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"broadcast unavailable: {exc}"
+        ) from exc
+    return Published(channel=channel, seq=seq, origin=hub.origin)
+
+
+# 413 and 422 as numbers: their constants were renamed in Starlette 0.48.
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,101 @@
+"""The frames a client receives, and the check that published data is JSON.
+
+Every frame is one JSON object whose `type` says what it is: `welcome`,
+`message`, `error` or `resync`. A message envelope is built and serialised
+once, by the process that publishes it; the published data is spliced in as
+the JSON text it arrived as, so it is never parsed into Python objects and
+dumped again on its way to the clients.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal, TypedDict
+
+
+class Envelope(TypedDict):
+    """What subscribers receive for each published message (documents the shape)."""
+
+    type: Literal["message"]
+    channel: str
+    # 1, 2, 3, ... per channel per publishing process: a gap means a message was lost.
+    seq: int
+    # The publishing process (hub) that numbered it.
+    origin: str
+    # Who published: a client id from its welcome frame, "http", or a server job's name.
+    sender: str
+    # When it was published: ISO 8601, UTC, milliseconds.
+    ts: str
+    data: Any
+
+
+class InvalidJSON(ValueError):
+    """Text that is not one complete JSON value (or uses NaN/Infinity, which JSON lacks)."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidJSON(f"{name} is not JSON")
+
+
+def check_json(text: str) -> None:
+    """Return if `text` is valid JSON; raise InvalidJSON with the reason otherwise."""
+    try:
+        json.loads(text, parse_constant=_refuse_constant)
+    except InvalidJSON:
+        raise
+    except ValueError as exc:
+        raise InvalidJSON(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # "[[[[...": deeper than the parser allows
+        raise InvalidJSON("not valid JSON: nested too deeply") from exc
+
+
+def json_text(value: Any) -> str:
+    """`value` as compact JSON text; raises ValueError for NaN or Infinity."""
+    # ASCII-only: a lone surrogate in a str becomes an escape, not a frame
+    # that fails to encode as UTF-8 on its way out.
+    return json.dumps(value, separators=(",", ":"), allow_nan=False)
+
+
+def now() -> str:
+    """The current time as envelopes carry it."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def message_frame(channel: str, seq: int, origin: str, sender: str, data_json: str) -> str:
+    """A serialised Envelope around `data_json`, which must already be valid JSON text."""
+    head = json_text(
+        {
+            "type": "message",
+            "channel": channel,
+            "seq": seq,
+            "origin": origin,
+            "sender": sender,
+            "ts": now(),
+        }
+    )
+    # `head` ends with "}": reopen it and splice the data in unchanged.
+    return f'{head[:-1]},"data":{data_json}}}'
+
+
+def welcome_frame(channel: str, client: str, origin: str, max_message_size: int) -> str:
+    """The first frame on every connection: who the client is in envelopes' `sender`."""
+    return json_text(
+        {
+            "type": "welcome",
+            "channel": channel,
+            "client": client,
+            "origin": origin,
+            "max_message_size": max_message_size,
+        }
+    )
+
+
+def error_frame(error: str, reason: str) -> str:
+    """A frame the client sent was refused; the connection stays open."""
+    return json_text({"type": "error", "error": error, "reason": reason})
+
+
+def resync_frame(channel: str, origin: str, reason: str) -> str:
+    """Messages may have been missed: the client should reload whatever state it keeps."""
+    return json_text({"type": "resync", "channel": channel, "origin": origin, "reason": reason})

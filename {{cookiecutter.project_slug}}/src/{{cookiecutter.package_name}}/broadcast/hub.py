@@ -1,0 +1,241 @@
+"""The hub: this process's WebSocket clients by channel, fed by one backend.
+
+Channels are reference-counted: the backend subscribes a channel for its
+first local client and unsubscribes it after its last. Publishing builds and
+serialises the envelope once; every process's hub receives that string from
+the backend and fans it out to its clients without awaiting any socket
+(see `client.py` for how a send avoids waiting).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from fastapi import status
+from starlette.types import Message
+
+from .backend import Backend, BroadcastUnavailable
+from .client import Client, Send
+from .envelope import json_text, message_frame, resync_frame, welcome_frame
+
+logger = logging.getLogger(__name__)
+
+# How many channels' sequence numbers a process remembers; a channel it has
+# not published to for longer starts again at 1 (a new `seq` run).
+SEQUENCES_KEPT = 65_536
+
+
+class HubStopped(BroadcastUnavailable):
+    """The hub is shutting down or has stopped; it takes no new clients."""
+
+
+@dataclass
+class _Channel:
+    members: set[Client] = field(default_factory=set)
+    # Serialises subscribe/unsubscribe of this channel with the backend.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    subscribed: bool = False
+    joining: int = 0
+
+
+@dataclass(frozen=True)
+class HubStats:
+    """A snapshot of the hub, for probes and tests."""
+
+    clients: int
+    # Local clients per channel.
+    channels: dict[str, int]
+    # Messages waiting in client backlogs, and clients whose socket pushes back.
+    backlog: int
+    pushing_back: int
+
+
+class Hub:
+    """Local clients by channel; a `Receiver` for the backend."""
+
+    def __init__(
+        self, backend: Backend, *, queue_size: int, send_timeout: float, max_message_size: int
+    ) -> None:
+        # Names this process in every envelope it publishes.
+        self.origin = uuid.uuid4().hex[:12]
+        self._backend = backend
+        self._queue_size = queue_size
+        self._send_timeout = send_timeout
+        self._max_message_size = max_message_size
+        self._state: Literal["new", "running", "stopping", "stopped"] = "new"
+        self._start_lock = asyncio.Lock()
+        self._channels: dict[str, _Channel] = {}
+        self._sequences: OrderedDict[str, int] = OrderedDict()
+        self._clients = 0
+        self._empty = asyncio.Event()
+        self._empty.set()
+
+    async def start(self) -> None:
+        """Start the backend; idempotent. Raises HubStopped after `stop`."""
+        async with self._start_lock:
+            if self._state == "new":
+                await self._backend.start(self)
+                self._state = "running"
+            elif self._state != "running":
+                raise HubStopped("the broadcast hub is shutting down")
+
+    async def stop(self, deadline: float) -> None:
+        """Refuse new clients, close every client with 1012, wait up to `deadline`
+        seconds for them to leave, then stop the backend. Idempotent."""
+        if self._state == "new":
+            self._state = "stopped"
+            return
+        if self._state != "running":
+            return
+        self._state = "stopping"
+        for entry in self._channels.values():
+            for client in entry.members:
+                client.close(status.WS_1012_SERVICE_RESTART, "server shutting down")
+        try:
+            async with asyncio.timeout(deadline):
+                await self.wait_empty()
+        except TimeoutError:
+            logger.warning(
+                "shutdown: %d WebSocket client(s) still open after %gs", self._clients, deadline
+            )
+            await asyncio.gather(
+                *(c.stop_writing() for e in self._channels.values() for c in e.members)
+            )
+        await self._backend.stop()
+        self._state = "stopped"
+
+    async def wait_empty(self) -> None:
+        """Return once no client is registered (at once if none is)."""
+        await self._empty.wait()
+
+    async def ready(self) -> str | None:
+        """A readiness check: None when the backend can publish and subscribe."""
+        if self._state in ("stopping", "stopped"):
+            return "the broadcast hub is shutting down"
+        await self.start()
+        return self._backend.ready()
+
+    async def join(self, channel: str, send: Send) -> Client:
+        """Register a client of `channel` whose frames go through `send`.
+
+        Subscribes the backend for the channel's first client; the welcome frame
+        is the client's first. Raises HubStopped while shutting down, and
+        BroadcastUnavailable when the backend cannot subscribe (nothing is kept).
+        """
+        await self.start()
+        entry = self._channels.get(channel)
+        if entry is None:
+            entry = self._channels[channel] = _Channel()
+        entry.joining += 1
+        try:
+            async with entry.lock:
+                if self._state != "running":
+                    raise HubStopped("the broadcast hub is shutting down")
+                if not entry.subscribed:
+                    await self._backend.subscribe(channel)
+                    entry.subscribed = True
+        finally:
+            entry.joining -= 1
+            self._forget_if_unused(channel, entry)
+        client = Client(
+            uuid.uuid4().hex[:12],
+            channel,
+            send,
+            queue_size=self._queue_size,
+            send_timeout=self._send_timeout,
+        )
+        welcome = welcome_frame(channel, client.id, self.origin, self._max_message_size)
+        client.offer({"type": "websocket.send", "text": welcome})
+        entry.members.add(client)
+        self._clients += 1
+        self._empty.clear()
+        return client
+
+    async def leave(self, client: Client) -> None:
+        """Unregister `client`; unsubscribes the backend after a channel's last client.
+
+        Idempotent; an unsubscribe failure is logged, never raised.
+        """
+        entry = self._channels.get(client.channel)
+        if entry is None or client not in entry.members:
+            return
+        entry.members.discard(client)
+        self._clients -= 1
+        if not entry.members:
+            async with entry.lock:
+                if not entry.members and entry.subscribed:
+                    entry.subscribed = False
+                    try:
+                        await self._backend.unsubscribe(client.channel)
+                    except Exception:
+                        logger.warning(
+                            "unsubscribing channel %r failed", client.channel, exc_info=True
+                        )
+            self._forget_if_unused(client.channel, entry)
+        if self._clients == 0:
+            self._empty.set()
+
+    async def publish(self, channel: str, data_json: str, sender: str) -> int:
+        """Publish `data_json` (valid JSON text) to `channel` in every process; return its seq.
+
+        Raises BroadcastUnavailable at once when the backend cannot publish.
+        """
+        await self.start()
+        seq = self._sequences.pop(channel, 0) + 1
+        self._sequences[channel] = seq
+        if len(self._sequences) > SEQUENCES_KEPT:
+            self._sequences.popitem(last=False)
+        await self._backend.publish(
+            channel, message_frame(channel, seq, self.origin, sender, data_json)
+        )
+        return seq
+
+    async def announce(self, channel: str, data: Any, sender: str) -> bool:
+        """Publish `data` as JSON, best effort: an outage is logged and returns False."""
+        try:
+            await self.publish(channel, json_text(data), sender)
+        except BroadcastUnavailable as exc:
+            logger.warning("could not announce on channel %r: %s", channel, exc)
+            return False
+        return True
+
+    def deliver(self, channel: str, message: str) -> None:
+        """Fan one serialised envelope out to the channel's clients; never blocks."""
+        entry = self._channels.get(channel)
+        if entry is None:
+            return
+        frame: Message = {"type": "websocket.send", "text": message}
+        # offer() never awaits and never changes membership, so the set
+        # cannot change under this loop.
+        for client in entry.members:
+            client.offer(frame)
+
+    def resync(self) -> None:
+        """Tell every client that messages may have been missed (a `resync` frame)."""
+        reason = "the broadcast backend reconnected; messages may have been missed"
+        for channel, entry in self._channels.items():
+            frame: Message = {
+                "type": "websocket.send",
+                "text": resync_frame(channel, self.origin, reason),
+            }
+            for client in entry.members:
+                client.offer(frame)
+
+    def stats(self) -> HubStats:
+        clients = [c for entry in self._channels.values() for c in entry.members]
+        return HubStats(
+            clients=len(clients),
+            channels={name: len(e.members) for name, e in self._channels.items() if e.members},
+            backlog=sum(c.backlog for c in clients),
+            pushing_back=sum(c.pushing_back for c in clients),
+        )
+
+    def _forget_if_unused(self, channel: str, entry: _Channel) -> None:
+        unused = not entry.members and not entry.joining and not entry.subscribed
+        if unused and self._channels.get(channel) is entry:
+            del self._channels[channel]

@@ -1,0 +1,119 @@
+"""A real uvicorn server inside the test's event loop, on a free loopback port.
+
+Tests talk to it over real sockets (the `websockets` client, httpx2) and
+observe the app through its public objects (`app.state.hub.stats()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed
+
+from {{ cookiecutter.package_name }}.broadcast.backend import Backend
+from {{ cookiecutter.package_name }}.broadcast.hub import Hub
+from {{ cookiecutter.package_name }}.settings import Settings
+
+# Every wait in these tests is on a condition, bounded by this many seconds.
+WAIT = 10.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with an event for "listening" instead of a flag to poll."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+@dataclass
+class Live:
+    app: FastAPI
+    server: uvicorn.Server
+    port: int
+
+    @property
+    def hub(self) -> Hub:
+        hub: Hub = self.app.state.hub
+        return hub
+
+    def ws(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def http(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@asynccontextmanager
+async def serve(app: FastAPI, **options: Any) -> AsyncIterator[Live]:
+    """Run `app` under uvicorn until the block ends; `options` go to `uvicorn.Config`."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, **options)
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    listening = asyncio.create_task(server.listening.wait())
+    async with asyncio.timeout(WAIT):
+        await asyncio.wait({serving, listening}, return_when=asyncio.FIRST_COMPLETED)
+    if not server.listening.is_set():
+        listening.cancel()
+        await serving
+        raise RuntimeError("uvicorn did not start")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Live(app, server, port)
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(WAIT):
+            await serving
+
+
+def use_backend(app: FastAPI, backend: Backend) -> Hub:
+    """Give `app` a hub on `backend` (before it serves), readiness check included."""
+    settings: Settings = app.state.settings
+    hub = Hub(
+        backend,
+        queue_size=settings.ws_queue_size,
+        send_timeout=settings.ws_send_timeout,
+        max_message_size=settings.ws_max_message_size,
+    )
+    app.state.hub = hub
+    app.state.readiness.remove("broadcast")
+    app.state.readiness.add("broadcast", hub.ready)
+    return hub
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    """The next frame, as JSON, within WAIT seconds."""
+    async with asyncio.timeout(WAIT):
+        frame = await ws.recv()
+    message: dict[str, Any] = json.loads(frame)
+    return message
+
+
+async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
+    """Read until the server closes the connection; its close code and reason."""
+    async with asyncio.timeout(WAIT):
+        try:
+            while True:
+                await ws.recv()
+        except ConnectionClosed:
+            return ws.close_code, ws.close_reason
+
+
+async def joined(ws: ClientConnection) -> dict[str, Any]:
+    """Read the welcome frame every connection starts with."""
+    welcome = await receive(ws)
+    assert welcome["type"] == "welcome", welcome
+    return welcome
