@@ -28,7 +28,16 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_jobs.py",
         "tests/test_notifications.py",
     ),
-    "use_websockets": (),
+    "use_websockets": (
+        "src/{package}/broadcast",
+        "src/{package}/api/demo.py",
+        "src/{package}/api/messages.py",
+        "src/{package}/api/origins.py",
+        "src/{package}/api/ws.py",
+        "src/{package}/static",
+        "tests/live.py",
+        "tests/test_ws.py",
+    ),
     "use_redis": (
         "src/{package}/redis_client.py",
         "src/{package}/broadcast/redis.py",
