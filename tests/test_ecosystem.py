@@ -1,0 +1,454 @@
+"""The bake among the tools around it: Docker, Compose, GitHub Actions, pre-commit, cruft, uv and pip.
+
+Docker and GitHub Actions do not run here, so their files are checked the way
+those tools read them (schemas, hadolint, the Dockerfile's own instructions
+executed without Docker); pre-commit, cruft, uv and pip run for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.bakery import bake, package_name, run
+from tests.combinations import PROMPTS, TEMPLATE, Combination, supported, toggles
+from tests.conftest import Bakery, selected
+from tests.ecosystem_checks import (
+    code_snippets,
+    commands,
+    dockerfile_instructions,
+    dockerignore_rules,
+    env_assignments,
+    exec_form,
+    in_build_context,
+    stages,
+    validate_with_builtin_schema,
+    workflow_run_lines,
+)
+from tests.environments import python_for
+from tests.servers import free_port, wait_until_serving
+
+TOOLS = Path(sys.executable).parent
+WORKFLOW = ".github/workflows/ci.yml"
+DEFAULT_PYTHON = str(PROMPTS["python_version"][0])
+
+
+def _edge_combinations() -> list[Combination]:
+    """Every option on, and every option off: the two bakes the slow checks run on."""
+    names = toggles()
+    return [c for c in supported() if len({c.answers[name] for name in names}) == 1]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # `edge` runs on the all-on and all-off combinations only, in the xdist
+    # group of the combination, so the worker that baked it reuses the bake.
+    if "edge" in metafunc.fixturenames:
+        wanted = {c.id for c in selected(metafunc.config)}
+        metafunc.parametrize(
+            "edge",
+            [
+                pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
+                for c in _edge_combinations()
+                if c.id in wanted
+            ],
+        )
+
+
+@pytest.fixture
+def edge_project(bakery: Bakery, edge: Combination) -> Path:
+    return bakery.project(edge)
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without what would leak the suite into a child tool."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PYTEST_", "COV_"))
+        and key not in ("VIRTUAL_ENV", "PYTHONPATH", "UV_PROJECT_ENVIRONMENT")
+    }
+    env.update(extra)
+    return env
+
+
+def _copy_bake(project: Path, destination: Path) -> Path:
+    """A copy of a shared bake that a test may change (git init, caches, venvs)."""
+    return Path(shutil.copytree(project, destination / project.name))
+
+
+# --- Dockerfile -------------------------------------------------------------
+
+
+def test_the_dockerfile_passes_hadolint(project: Path) -> None:
+    run([TOOLS / "hadolint", "--no-color", "Dockerfile"], project)
+
+
+def test_the_dockerfile_builds_in_stages_and_runs_unprivileged_with_a_health_check(
+    project: Path, combination: Combination
+) -> None:
+    instructions = dockerfile_instructions((project / "Dockerfile").read_text())
+    built = stages(instructions)
+    assert len(built) >= 2
+    for stage in built:
+        assert stage[0].arguments.split()[0] == f"python:{combination.python_version}-slim"
+    runtime = built[-1]
+    assert any(i.keyword == "COPY" and i.arguments.startswith("--from=") for i in runtime)
+    [user] = [i.arguments for i in runtime if i.keyword == "USER"]
+    assert user.split(":")[0] not in ("root", "0")
+    [healthcheck] = [exec_form(i.arguments) for i in runtime if i.keyword == "HEALTHCHECK"]
+    assert "/health" in " ".join(healthcheck)
+    [command] = [exec_form(i.arguments) for i in runtime if i.keyword == "CMD"]
+    # `python -m <package>` reads the settings (WS frame limit, graceful
+    # shutdown, workers) that a bare uvicorn command line would miss.
+    assert command == ["python", "-m", package_name(project)]
+    assert env_assignments(runtime)["HOST"] == "0.0.0.0"
+
+
+def test_the_docker_build_context_holds_what_the_build_needs_and_no_secrets(
+    project: Path, combination: Combination
+) -> None:
+    rules = dockerignore_rules((project / ".dockerignore").read_text())
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    needed = ["pyproject.toml", pyproject["readme"], *pyproject.get("license-files", [])]
+    needed += [str(p.relative_to(project)) for p in (project / "src").rglob("*") if p.is_file()]
+    assert [path for path in needed if not in_build_context(path, rules)] == []
+    assert (project / "LICENSE").exists() == (combination.answers.get("license", "MIT") != "Proprietary")
+    private = [
+        ".env",
+        ".venv/bin/python",
+        ".git/config",
+        "tests/conftest.py",
+        "src/pkg/__pycache__/main.cpython.pyc",
+    ]
+    assert [path for path in private if in_build_context(path, rules)] == []
+
+
+def test_the_image_build_cmd_and_healthcheck_work_when_run_without_docker(
+    edge_project: Path, edge: Combination, tmp_path: Path
+) -> None:
+    """The build stage's install and the runtime stage's CMD and HEALTHCHECK, executed on this machine.
+
+    The build context is what .dockerignore lets through; uv stands in for
+    the image's pip (same project, same non-editable install, much faster).
+    HOST stays on loopback here: the Dockerfile's 0.0.0.0 is checked above.
+    """
+    rules = dockerignore_rules((edge_project / ".dockerignore").read_text())
+    context = tmp_path / "context"
+    for path in sorted(edge_project.rglob("*")):
+        relative = str(path.relative_to(edge_project))
+        if path.is_file() and in_build_context(relative, rules):
+            (context / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, context / relative)
+    venv = tmp_path / "venv"
+    run([python_for(edge.python_version), "-m", "venv", "--without-pip", venv], tmp_path)
+    run(
+        ["uv", "pip", "install", "--quiet", "--python", venv / "bin" / "python", context],
+        tmp_path,
+        env=_clean_env(),
+    )
+
+    runtime = stages(dockerfile_instructions((edge_project / "Dockerfile").read_text()))[-1]
+    [command] = [exec_form(i.arguments) for i in runtime if i.keyword == "CMD"]
+    [healthcheck] = [exec_form(i.arguments) for i in runtime if i.keyword == "HEALTHCHECK"]
+    port = free_port()
+    image_env = env_assignments(runtime) | {"HOST": "127.0.0.1", "PORT": str(port)}
+    image_env["PATH"] = f"{venv / 'bin'}:{os.environ['PATH']}"
+    env = _clean_env(**image_env)
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    process = subprocess.Popen(
+        command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        wait_until_serving(process, f"http://127.0.0.1:{port}/health")
+        healthy = subprocess.run(
+            healthcheck, cwd=workdir, env=env, capture_output=True, timeout=30, check=False
+        )
+        assert healthy.returncode == 0, healthy.stderr
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "Application shutdown complete" in output
+    stopped = subprocess.run(healthcheck, cwd=workdir, env=env, capture_output=True, timeout=30, check=False)
+    assert stopped.returncode != 0
+
+
+# --- Compose ----------------------------------------------------------------
+
+
+def test_compose_follows_the_compose_spec_with_redis_exactly_when_chosen(
+    project: Path, combination: Combination
+) -> None:
+    status, output = validate_with_builtin_schema("vendor.compose-spec", str(project / "compose.yaml"))
+    assert status == 0, output
+    services = yaml.safe_load((project / "compose.yaml").read_text())["services"]
+    assert services["app"]["build"] == "."
+    if combination.answers["use_redis"]:
+        redis = services["redis"]
+        assert redis["image"] == "redis:7-alpine"
+        assert "redis-cli" in redis["healthcheck"]["test"]
+        assert services["app"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+        assert services["app"]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    else:
+        assert set(services) == {"app"}
+        assert "REDIS_URL" not in services["app"].get("environment", {})
+
+
+# --- The generated workflow -------------------------------------------------
+
+
+def test_the_generated_workflow_is_a_valid_github_workflow_for_the_chosen_options(
+    project: Path, combination: Combination
+) -> None:
+    status, output = validate_with_builtin_schema("vendor.github-workflows", str(project / WORKFLOW))
+    assert status == 0, output
+    [job] = yaml.safe_load((project / WORKFLOW).read_text())["jobs"].values()
+    assert job["container"] == f"python:{combination.python_version}-bookworm"
+    installs = " ".join(
+        line for line in workflow_run_lines({"jobs": {"job": job}}) if "apt-get install" in line
+    )
+    assert ("redis-server" in installs) == combination.answers["use_redis"]
+    assert ("chromium" in installs) == combination.answers["use_websockets"]
+    assert ("redis" in job.get("services", {})) == combination.answers["use_redis"]
+    [tests] = [step for step in job["steps"] if step.get("run") == "uv run pytest"]
+    assert ("REDIS_URL" in tests.get("env", {})) == combination.answers["use_redis"]
+
+
+def test_the_generated_workflow_runs_the_readme_commands(project: Path) -> None:
+    workflow = yaml.safe_load((project / WORKFLOW).read_text())
+    in_ci = {c for c in commands(workflow_run_lines(workflow)) if c.startswith("uv ")}
+    in_readme = {
+        c for c in commands(code_snippets((project / "README.md").read_text())) if c.startswith("uv ")
+    }
+    serving = f"uv run python -m {package_name(project)}"
+    assert serving in in_readme
+    assert in_ci == in_readme - {serving}
+    assert {"uv sync --extra dev", "uv run pytest", "uv run mypy"} <= in_ci
+
+
+# --- pre-commit -------------------------------------------------------------
+
+
+def test_pre_commit_passes_on_a_fresh_git_repository_of_the_bake(
+    edge_project: Path, edge: Combination, tmp_path: Path
+) -> None:
+    """Local hooks only, so this needs no network: the tools come from the bake's environment."""
+    repository = _copy_bake(edge_project, tmp_path)
+    env = _clean_env(
+        PATH=f"{python_for(edge.python_version).parent}:{os.environ['PATH']}",
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+        **_git_identity(tmp_path),
+    )
+    run(["git", "init", "--quiet"], repository, env=env)
+    run(["git", "add", "--all"], repository, env=env)
+    run(
+        [TOOLS / "pre-commit", "run", "--all-files", "--show-diff-on-failure"],
+        repository,
+        env=env,
+        timeout=300,
+    )
+
+
+def _git_identity(tmp_path: Path) -> dict[str, str]:
+    """Git that reads no user or system configuration: same result on any machine."""
+    config = tmp_path / "gitconfig"
+    config.write_text(
+        "[user]\n\tname = Template Suite\n\temail = suite@example.com\n[init]\n\tdefaultBranch = main\n"
+    )
+    return {"GIT_CONFIG_GLOBAL": str(config), "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+# --- cruft ------------------------------------------------------------------
+
+
+def _template_copy(destination: Path) -> Path:
+    """The template's files as git sees them (tracked or new, never ignored), in a repository of their own."""
+    listed = run(
+        [
+            "git",
+            "ls-files",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+            "-z",
+            "--",
+            "cookiecutter.json",
+            "local_extensions.py",
+            "hooks",
+            ":(literal){{cookiecutter.project_slug}}",
+        ],
+        TEMPLATE,
+    )
+    for relative in filter(None, listed.split("\0")):
+        source = TEMPLATE / relative
+        if source.is_file():
+            (destination / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / relative)
+    return destination
+
+
+@pytest.mark.xdist_group("cruft")
+def test_cruft_update_brings_a_template_change_into_a_baked_project(tmp_path: Path) -> None:
+    env = _clean_env(**_git_identity(tmp_path))
+    template = _template_copy(tmp_path / "template")
+    run(["git", "init", "--quiet"], template, env=env)
+    run(["git", "add", "--all"], template, env=env)
+    run(["git", "commit", "--quiet", "-m", "first"], template, env=env)
+
+    run(
+        [TOOLS / "cruft", "create", "--no-input", "--output-dir", tmp_path / "out", template],
+        tmp_path,
+        env=env,
+    )
+    [project] = (tmp_path / "out").iterdir()
+    run(["git", "init", "--quiet"], project, env=env)
+    run(["git", "add", "--all"], project, env=env)
+    run(["git", "commit", "--quiet", "-m", "baked"], project, env=env)
+
+    change = "# Added by the template after the project was baked.\n"
+    with (template / "{{cookiecutter.project_slug}}" / ".editorconfig").open("a") as editorconfig:
+        editorconfig.write(change)
+    run(["git", "commit", "--quiet", "--all", "-m", "second"], template, env=env)
+    head = run(["git", "rev-parse", "HEAD"], template, env=env).strip()
+
+    run([TOOLS / "cruft", "update", "--skip-apply-ask"], project, env=env, timeout=120)
+    assert (project / ".editorconfig").read_text().endswith(change)
+    assert f'"commit": "{head}"' in (project / ".cruft.json").read_text()
+    run([TOOLS / "cruft", "check"], project, env=env)
+
+    # The answers file alone re-bakes the same project, template change included.
+    rebaked = tmp_path / "rebaked"
+    run(
+        [
+            TOOLS / "cookiecutter",
+            "--replay-file",
+            project / ".cookiecutter.json",
+            "--output-dir",
+            rebaked,
+            template,
+        ],
+        tmp_path,
+        env=env,
+    )
+    assert _tree(rebaked / project.name) == _tree(project) - {".cruft.json"}
+
+
+def _tree(root: Path) -> set[str]:
+    return {
+        str(p.relative_to(root))
+        for p in root.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(root).parts
+    }
+
+
+# --- The README's two commands, for real ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def default_bake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bake a user gets by accepting every default."""
+    return bake({}, tmp_path_factory.mktemp("default"))
+
+
+def _readme_commands(project: Path) -> list[str]:
+    return commands(code_snippets((project / "README.md").read_text()))
+
+
+@pytest.mark.xdist_group("readme-uv")
+def test_the_readme_uv_commands_set_up_and_test_the_default_bake(default_bake: Path, tmp_path: Path) -> None:
+    """Slow (~30 s): uv resolves, installs and runs the baked suite; it may reach PyPI past its cache."""
+    project = _copy_bake(default_bake, tmp_path)
+    readme = _readme_commands(project)
+    env = _clean_env(UV_PYTHON=str(python_for(DEFAULT_PYTHON)))
+    for command in ("uv sync --extra dev", "uv run pytest"):
+        assert command in readme
+        run(shlex.split(command), project, env=env, timeout=300)
+
+
+@pytest.mark.xdist_group("readme-pip")
+def test_the_readme_pip_commands_set_up_and_test_the_default_bake(default_bake: Path, tmp_path: Path) -> None:
+    """Slow: `python -m venv .venv`, the README's `pip install`, then `pytest` in the activated venv.
+
+    Under CI (CI=true) pip itself installs (about a minute on 2 cores); on a
+    developer's machine `uv pip` runs the same install of the same project
+    into the same venv, in seconds.
+    """
+    project = _copy_bake(default_bake, tmp_path)
+    readme = _readme_commands(project)
+    assert "python -m venv .venv" in readme
+    assert ". .venv/bin/activate" in readme
+    [install] = [shlex.split(c) for c in readme if c.startswith("pip install")]
+    assert install == ["pip", "install", "-e", ".[dev]"]
+    python = python_for(DEFAULT_PYTHON)
+    run([python, "-m", "venv", ".venv"], project)
+    venv = project / ".venv"
+    activated = _clean_env(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
+    if os.environ.get("CI"):
+        run([*install, "--disable-pip-version-check", "--quiet"], project, env=activated, timeout=600)
+    else:
+        run(["uv", "pip", "install", "--quiet", *install[2:]], project, env=activated, timeout=300)
+    run(["pytest", "-q", "-p", "no:cacheprovider"], project, env=activated, timeout=300)
+
+
+# --- The template's own workflows -------------------------------------------
+
+
+def _template_workflows() -> list[Path]:
+    return sorted((TEMPLATE / ".github" / "workflows").glob("*.y*ml"))
+
+
+def _template_workflow() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((TEMPLATE / WORKFLOW).read_text())
+    return loaded
+
+
+def test_the_template_workflows_are_valid_github_workflows() -> None:
+    assert _template_workflows() != []
+    status, output = validate_with_builtin_schema("vendor.github-workflows", *map(str, _template_workflows()))
+    assert status == 0, output
+
+
+def test_the_template_workflow_matrix_is_the_suites_combination_list(tmp_path: Path) -> None:
+    [list_step] = [s for s in _template_workflow()["jobs"]["combinations"]["steps"] if s.get("id") == "list"]
+    output = tmp_path / "github_output"
+    env = _clean_env(GITHUB_OUTPUT=str(output), PATH=f"{TOOLS}:{os.environ['PATH']}")
+    run(["bash", "-e", "-c", list_step["run"]], TEMPLATE, env=env)
+    [line] = output.read_text().splitlines()
+    key, _, value = line.partition("=")
+    assert key == "matrix"
+    assert json.loads(value) == {"include": [{"id": c.id, "python": c.python_version} for c in supported()]}
+
+
+def _collected(arguments: list[str]) -> set[str]:
+    """The node ids pytest collects with `arguments`, in one process (no xdist)."""
+    # Emptied addopts: their -v would turn the id list into a tree.
+    command = [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider"]
+    output = run([*command, *arguments, "--collect-only", "-q"], TEMPLATE, env=_clean_env(), timeout=120)
+    return {line for line in output.splitlines() if "::" in line}
+
+
+def test_the_per_combination_job_selects_exactly_that_combinations_tests() -> None:
+    job = _template_workflow()["jobs"]["combination"]
+    [step] = [s for s in job["steps"] if "pytest" in s.get("run", "")]
+    assert step["env"]["COMBINATION"] == "${{ matrix.id }}"
+    chosen = _edge_combinations()[0].id
+    words = [word.replace("$COMBINATION", chosen) for word in shlex.split(step["run"])]
+    assert words[:3] == ["uv", "run", "pytest"]
+    selection = _collected(words[3:])
+    everything = _collected(["--combination", chosen])
+    assert selection == {test for test in everything if test.endswith(f"[{chosen}]")}
+    assert len(selection) >= 10
