@@ -90,7 +90,9 @@ async def serve(websocket: WebSocket, client: Client, hub: Hub, settings: Settin
     Whatever ends the connection (the peer leaving, the hub closing a slow
     client, shutdown, cancellation), `finally` unregisters the client once.
     """
-    reader = asyncio.create_task(read_frames(websocket, client, hub, settings))
+    reader = asyncio.create_task(
+        read_frames(websocket, client, hub, settings), name=f"websocket reader {client.id}"
+    )
     try:
         closing = await client.wait_closing()
     finally:

@@ -1,0 +1,122 @@
+"""The broadcast building blocks on their own: names, frames, origins, the memory backend."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from {{ cookiecutter.package_name }}.api.origins import origin_allowed
+from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
+from {{ cookiecutter.package_name }}.broadcast.channels import channel_problem
+from {{ cookiecutter.package_name }}.broadcast.envelope import (
+    InvalidJSON,
+    check_json,
+    error_frame,
+    message_frame,
+    welcome_frame,
+)
+from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
+
+DEV = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+
+
+@pytest.mark.parametrize("name", ["a", "lobby", "room-1", "user:42", "v1.updates", "A_B", "x" * 64])
+def test_valid_channel_names(name: str) -> None:
+    assert channel_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "x" * 65, "-a", ".a", "a b", "a/b", "a\n", "é", "a%20"],
+)
+def test_invalid_channel_names_have_a_reason(name: str) -> None:
+    assert channel_problem(name)
+
+
+@pytest.mark.parametrize("text", ["{}", "[]", "0", '"s"', "null", ' {"a": [1, 2.5e3, true]} '])
+def test_json_text_is_accepted(text: str) -> None:
+    check_json(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "{", "{'a': 1}", "NaN", "-Infinity", "[1] [2]", "[" * 100_000]
+)
+def test_what_is_not_json_is_refused_with_a_reason(text: str) -> None:
+    with pytest.raises(InvalidJSON, match="JSON"):
+        check_json(text)
+
+
+def test_a_message_frame_splices_the_data_in_as_sent() -> None:
+    frame = message_frame("room", 7, "origin1", "client1", '{"b": 1,  "a": [ 2 ]}')
+    assert '"data":{"b": 1,  "a": [ 2 ]}}' in frame
+    envelope = json.loads(frame)
+    assert envelope["type"] == "message"
+    assert envelope["channel"] == "room"
+    assert envelope["seq"] == 7
+    assert envelope["origin"] == "origin1"
+    assert envelope["sender"] == "client1"
+    assert envelope["data"] == {"b": 1, "a": [2]}
+
+
+def test_control_frames_are_json_objects_with_a_type() -> None:
+    assert json.loads(welcome_frame("r", "c", "o", 10))["type"] == "welcome"
+    assert json.loads(error_frame("invalid_json", "why \ud800"))["reason"] == "why \ud800"
+
+
+@pytest.mark.parametrize(
+    ("origin", "host", "allowed", "expected"),
+    [
+        (None, "svc:8000", [], True),
+        ("http://svc:8000", "svc:8000", [], True),
+        ("https://svc", "svc", [], True),
+        ("http://other:8000", "svc:8000", [], False),
+        ("http://localhost:5173", "svc", DEV, True),
+        ("http://localhost", "svc", DEV, True),
+        ("http://localhost.evil.example", "svc", DEV, False),
+        ("http://localhost:5173.evil.example", "svc", DEV, False),
+        ("https://localhost:5173", "svc", DEV, False),
+        ("https://app.example.com", "svc", ["https://app.example.com"], True),
+        ("https://APP.example.com", "svc", ["https://app.example.com/"], True),
+        ("https://app.example.com:8443", "svc", ["https://app.example.com"], False),
+        ("null", "svc", DEV, False),
+        ("https://anything", "svc", ["*"], True),
+    ],
+)
+def test_origin_policy(origin: str | None, host: str, allowed: list[str], expected: bool) -> None:
+    assert origin_allowed(origin, host, allowed) is expected
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.delivered: list[tuple[str, str]] = []
+        self.resyncs = 0
+
+    def deliver(self, channel: str, message: str) -> None:
+        self.delivered.append((channel, message))
+
+    def resync(self) -> None:
+        self.resyncs += 1
+
+
+@pytest.mark.anyio
+async def test_the_memory_backend_delivers_subscribed_channels_only() -> None:
+    backend = MemoryBackend()
+    receiver = Recorder()
+    with pytest.raises(BroadcastUnavailable):
+        await backend.publish("a", "x")
+    assert backend.ready() is not None
+    await backend.start(receiver)
+    assert backend.ready() is None
+    await backend.subscribe("a")
+    await backend.publish("a", "1")
+    await backend.publish("b", "2")
+    await backend.unsubscribe("a")
+    await backend.publish("a", "3")
+    assert receiver.delivered == [("a", "1")]
+    await backend.subscribe("b")
+    await backend.stop()
+    await backend.stop()
+    assert backend.channels == frozenset()
+    with pytest.raises(BroadcastUnavailable):
+        await backend.subscribe("a")

@@ -1,0 +1,105 @@
+"""POST /channels/{channel}/messages over real sockets: publish from the server side."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+from websockets.asyncio.client import connect
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .live import WAIT, Live, joined, receive, serve, use_backend
+from .test_ws_resilience import Outage
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def live() -> AsyncIterator[Live]:
+    async with serve(create_app(Settings(_env_file=None))) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+async def http(live: Live) -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as client:
+        yield client
+
+
+async def test_a_posted_body_reaches_the_channels_subscribers_and_answers_202(
+    live: Live, http: httpx2.AsyncClient
+) -> None:
+    async with connect(live.ws("/ws/news")) as ws:
+        await joined(ws)
+        response = await http.post("/channels/news/messages", json={"headline": "hello"})
+        assert response.status_code == 202
+        assert response.json() == {
+            "status": "accepted",
+            "channel": "news",
+            "seq": 1,
+            "origin": live.hub.origin,
+        }
+        envelope = await receive(ws)
+    assert envelope["type"] == "message"
+    assert envelope["channel"] == "news"
+    assert envelope["seq"] == 1
+    assert envelope["sender"] == "http"
+    assert envelope["data"] == {"headline": "hello"}
+
+
+async def test_publishing_to_a_channel_nobody_watches_is_accepted(http: httpx2.AsyncClient) -> None:
+    response = await http.post("/channels/empty/messages", json=[1, 2, 3])
+    assert response.status_code == 202
+
+
+@pytest.mark.parametrize("channel", ["a%20b", "-x", "x" * 65], ids=["space", "dash", "long"])
+async def test_a_bad_channel_name_is_422(http: httpx2.AsyncClient, channel: str) -> None:
+    response = await http.post(f"/channels/{channel}/messages", json={})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("body", [b"{", b"NaN", b"\xff"], ids=["truncated", "nan", "not-utf8"])
+async def test_a_body_that_is_not_json_is_422(http: httpx2.AsyncClient, body: bytes) -> None:
+    response = await http.post(
+        "/channels/news/messages", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("body:")
+
+
+async def test_a_body_that_is_not_declared_json_is_415(http: httpx2.AsyncClient) -> None:
+    # A page on another site can POST text/plain without a preflight; not here.
+    response = await http.post(
+        "/channels/news/messages", content=b"{}", headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 415
+
+
+async def test_a_body_over_the_limit_is_413(http: httpx2.AsyncClient) -> None:
+    response = await http.post("/channels/news/messages", json="x" * (64 * 1024))
+    assert response.status_code == 413
+
+
+async def test_publishing_while_the_backend_is_down_is_503_at_once() -> None:
+    app = create_app(Settings(_env_file=None))
+    backend = Outage()
+    use_backend(app, backend)
+    async with serve(app) as live, httpx2.AsyncClient(base_url=live.http("")) as http:
+        backend.down = True
+        response = await http.post("/channels/news/messages", json={})
+        assert response.status_code == 503
+        assert response.json() == {"detail": "broadcast unavailable: backend is down"}
+        ready = await http.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["broadcast"] == "backend is down"
+        backend.down = False
+        assert (await http.post("/channels/news/messages", json=1)).status_code == 202
+        assert (await http.get("/ready")).status_code == 200

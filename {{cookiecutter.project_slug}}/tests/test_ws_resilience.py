@@ -1,0 +1,243 @@
+"""The hub under stress, over real sockets: slow readers, vanishing clients, shutdown, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
+from {{ cookiecutter.package_name }}.broadcast.envelope import json_text
+from {{ cookiecutter.package_name }}.broadcast.hub import HubStats
+from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .live import WAIT, closed_with, joined, receive, serve, use_backend
+
+pytestmark = pytest.mark.anyio
+
+IDLE = HubStats(clients=0, channels={}, backlog=0, pushing_back=0)
+
+
+def hub_tasks() -> list[asyncio.Task[object]]:
+    """The tasks the WebSocket endpoint and the hub start, by the names they give them."""
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("websocket ")]
+
+
+async def stalled_client(url: str) -> ClientConnection:
+    """A client that has joined and then stopped reading from its socket.
+
+    A small receive buffer and no compression let the server's buffers fill
+    after a few hundred kilobytes rather than megabytes.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    host, port = url.split("/")[2].split(":")
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    ws = await connect(url, sock=sock, compression=None)
+    await joined(ws)
+    ws.transport.pause_reading()
+    return ws
+
+
+async def test_a_client_that_stops_reading_is_closed_with_1013_and_the_rest_get_everything() -> (
+    None
+):
+    settings = Settings(_env_file=None, ws_queue_size=16)
+    async with serve(create_app(settings)) as live:
+        stalled = await stalled_client(live.ws("/ws/firehose"))
+        readers = [await connect(live.ws("/ws/firehose"), compression=None) for _ in range(3)]
+        for ws in readers:
+            await joined(ws)
+
+        async def read_until_end(ws: ClientConnection) -> list[int]:
+            numbers: list[int] = []
+            while "end" not in (data := (await receive(ws))["data"]):
+                numbers.append(data["n"])
+            return numbers
+
+        reading = [asyncio.create_task(read_until_end(ws)) for ws in readers]
+        pad = "x" * 4000
+        most_queued = 0
+        published = 0
+        # Publish until the hub drops the stalled client; each message yields
+        # once so the readers keep up as a real client would.
+        while live.hub.stats().clients == 4:
+            assert published < 20_000, "the stalled client was never closed"
+            published += 1
+            await live.hub.publish("firehose", json_text({"n": published, "pad": pad}), "test")
+            await asyncio.sleep(0)
+            most_queued = max(most_queued, live.hub.stats().backlog)
+        await live.hub.publish("firehose", json_text({"end": True}), "test")
+        async with asyncio.timeout(WAIT):
+            received = await asyncio.gather(*reading)
+
+        # Nobody else lost or reordered a message, and memory stayed bounded:
+        # at most a queue's worth waited for the stalled client.
+        assert received == [list(range(1, published + 1))] * 3
+        assert most_queued <= 16
+        assert live.hub.stats().backlog == 0
+        # Once it reads again it finds what its socket held, then the close.
+        stalled.transport.resume_reading()
+        code, reason = await closed_with(stalled)
+        assert code == 1013
+        assert reason == "too slow: 16 messages behind"
+        for ws in readers:
+            await ws.close()
+
+
+async def test_clients_that_vanish_mid_fan_out_are_unregistered_and_leave_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(Settings(_env_file=None))
+    backend = MemoryBackend()
+    hub = use_backend(app, backend)
+    with caplog.at_level(logging.INFO):
+        async with serve(app) as live:
+            clients = [await connect(live.ws(f"/ws/storm-{i % 4}")) for i in range(100)]
+            for ws in clients:
+                await joined(ws)
+            assert hub.stats().clients == 100
+            assert backend.channels == {f"storm-{i}" for i in range(4)}
+            # Drop each connection without a closing handshake, publishing
+            # all along, so that sends meet sockets in every state of dying.
+            for i, ws in enumerate(clients):
+                ws.transport.abort()
+                await hub.publish(f"storm-{i % 4}", json_text({"i": i}), "test")
+            async with asyncio.timeout(WAIT):
+                await hub.wait_empty()
+                await asyncio.gather(*hub_tasks())
+            assert hub.stats() == IDLE
+            assert backend.channels == frozenset()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert "Traceback" not in caplog.text
+
+
+async def test_shutdown_closes_every_client_with_1012_and_ends_every_task() -> None:
+    app = create_app(Settings(_env_file=None))
+    async with serve(app) as live:
+        clients = [await connect(live.ws(f"/ws/closing-{i % 2}")) for i in range(10)]
+        for ws in clients:
+            await joined(ws)
+        live.server.should_exit = True
+        closes = await asyncio.gather(*(closed_with(ws) for ws in clients))
+    assert {code for code, _ in closes} == {1012}
+    assert live.hub.stats() == IDLE
+    assert hub_tasks() == []
+
+
+async def test_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
+    # As `python -m` runs it: uvicorn waits at most the graceful-shutdown timeout.
+    settings = Settings(_env_file=None, ws_queue_size=100_000, ws_send_timeout=60)
+    async with serve(create_app(settings), timeout_graceful_shutdown=1) as live:
+        stalled = await stalled_client(live.ws("/ws/stuck"))
+        reading = await connect(live.ws("/ws/stuck"))
+        await joined(reading)
+        while live.hub.stats().pushing_back == 0:
+            await live.hub.publish("stuck", json_text({"pad": "x" * 8000}), "test")
+            await asyncio.sleep(0)
+        live.server.should_exit = True
+        code, _ = await closed_with(reading)
+    # Leaving `serve` waited for the server to finish, within its bound.
+    assert code == 1012
+    assert live.hub.stats() == IDLE
+    assert hub_tasks() == []
+    stalled.transport.abort()
+
+
+class Outage(MemoryBackend):
+    """The in-memory backend with a switch: while `down`, it fails the way a lost Redis does."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise BroadcastUnavailable("backend is down")
+
+    async def subscribe(self, channel: str) -> None:
+        self._check()
+        await super().subscribe(channel)
+
+    async def publish(self, channel: str, message: str) -> None:
+        self._check()
+        await super().publish(channel, message)
+
+    def ready(self) -> str | None:
+        return "backend is down" if self.down else super().ready()
+
+
+@pytest.fixture
+async def outage() -> AsyncIterator[tuple[Outage, str]]:
+    """A served app on an Outage backend, and the server's base URL (ws://...)."""
+    app = create_app(Settings(_env_file=None))
+    backend = Outage()
+    use_backend(app, backend)
+    async with serve(app) as live:
+        yield backend, live.ws("")
+
+
+async def test_joining_while_the_backend_is_down_is_refused_with_1013_others_unaffected(
+    outage: tuple[Outage, str],
+) -> None:
+    backend, base = outage
+    async with connect(f"{base}/ws/steady") as steady:
+        await joined(steady)
+        backend.down = True
+        async with connect(f"{base}/ws/new") as refused:
+            code, reason = await closed_with(refused)
+        assert code == 1013
+        assert reason == "broadcast unavailable: backend is down"
+        assert "new" not in backend.channels
+        backend.down = False
+        await steady.send('"still live"')
+        assert (await receive(steady))["data"] == "still live"
+        async with connect(f"{base}/ws/new") as later:
+            await joined(later)
+            assert "new" in backend.channels
+
+
+async def test_publishing_while_the_backend_is_down_answers_an_error_frame(
+    outage: tuple[Outage, str],
+) -> None:
+    backend, base = outage
+    async with connect(f"{base}/ws/room") as ws:
+        await joined(ws)
+        backend.down = True
+        await ws.send('{"lost": true}')
+        error = await receive(ws)
+        assert error == {
+            "type": "error",
+            "error": "unavailable",
+            "reason": "broadcast unavailable: backend is down",
+        }
+        backend.down = False
+        await ws.send('{"lost": false}')
+        assert (await receive(ws))["data"] == {"lost": False}
+
+
+async def test_a_resync_from_the_backend_reaches_every_client_with_its_channel() -> None:
+    app = create_app(Settings(_env_file=None))
+    async with (
+        serve(app) as live,
+        connect(live.ws("/ws/a")) as a,
+        connect(live.ws("/ws/b")) as b,
+    ):
+        await joined(a)
+        await joined(b)
+        # What a backend calls after reconnecting (Receiver.resync).
+        live.hub.resync()
+        for ws, channel in ((a, "a"), (b, "b")):
+            frame = await receive(ws)
+            assert frame["type"] == "resync"
+            assert frame["channel"] == channel
+            assert frame["origin"] == live.hub.origin
+            assert "missed" in frame["reason"]
+        await a.send(json.dumps("after"))
+        assert (await receive(a))["data"] == "after"
