@@ -36,7 +36,10 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/api/ws.py",
         "src/{package}/static",
         "tests/live.py",
+        "tests/test_broadcast.py",
+        "tests/test_messages.py",
         "tests/test_ws.py",
+        "tests/test_ws_resilience.py",
     ),
     "use_redis": (
         "src/{package}/redis_client.py",
