@@ -9,12 +9,21 @@ from typing import Literal
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 from pydantic import BaseModel, Field
 
+{% if cookiecutter.use_websockets -%}
+from ..deps import HubDep, JobsDep
+{% else -%}
 from ..deps import JobsDep
+{% endif -%}
 from ..jobs import JobState
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["notifications"])
+{%- if cookiecutter.use_websockets %}
+
+# Watchers of this WebSocket channel see each delivery as it happens.
+NOTIFICATIONS_CHANNEL = "notifications"
+{%- endif %}
 
 
 class Notification(BaseModel):
@@ -39,7 +48,12 @@ async def deliver_notification(notification: Notification) -> None:
 
 @router.post("/notifications", status_code=status.HTTP_202_ACCEPTED)
 async def send_notification(
-    notification: Notification, background_tasks: BackgroundTasks, jobs: JobsDep
+    notification: Notification,
+    background_tasks: BackgroundTasks,
+    jobs: JobsDep,
+{%- if cookiecutter.use_websockets %}
+    hub: HubDep,
+{%- endif %}
 ) -> Accepted:
     """Queue a notification; it is delivered after this response is sent."""
     job_id = uuid.uuid4().hex
@@ -47,6 +61,11 @@ async def send_notification(
 
     async def job() -> None:
         await deliver_notification(notification)
+{%- if cookiecutter.use_websockets %}
+        # Best effort: the notification is out, a broadcast outage is only logged.
+        event = {"event": "notification.delivered", "job_id": job_id}
+        await hub.announce(NOTIFICATIONS_CHANNEL, event, sender="notifications")
+{%- endif %}
 
     background_tasks.add_task(jobs.run, job_id, "send_notification", job)
     return Accepted(job_id=job_id)
