@@ -27,6 +27,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/api/notifications.py",
         "tests/test_jobs.py",
         "tests/test_notifications.py",
+        "tests/test_ws_notifications.py",
     ),
     "use_websockets": (
         "src/{package}/broadcast",
@@ -37,8 +38,10 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/static",
         "tests/live.py",
         "tests/test_broadcast.py",
+        "tests/test_demo.py",
         "tests/test_messages.py",
         "tests/test_ws.py",
+        "tests/test_ws_notifications.py",
         "tests/test_ws_resilience.py",
     ),
     "use_redis": (
