@@ -200,6 +200,7 @@ class Publisher:
         self.connection = connection
         self.size = size
         self.sent = 0
+        self.closed: str | None = None
         self._drain = asyncio.create_task(self._discard())
 
     async def _discard(self) -> None:
@@ -233,7 +234,7 @@ class Publisher:
         seconds whatever happens. Returns how many were sent."""
         sent = 0
         start = time.monotonic()
-        with contextlib.suppress(TimeoutError):
+        try:
             async with asyncio.timeout(cap):
                 for seq in range(count):
                     if rate:
@@ -242,6 +243,10 @@ class Publisher:
                             await asyncio.sleep(delay)  # pacing, not synchronisation
                     await self.send(MEASURED, seq)
                     sent += 1
+        except TimeoutError:
+            pass  # the cap: a server that stops reading its publisher shows as unsent messages
+        except ConnectionClosed as exc:
+            self.closed = f"{exc}"  # the server dropped the publisher: report, keep measuring
         return sent
 
     async def close(self) -> None:

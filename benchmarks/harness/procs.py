@@ -180,9 +180,9 @@ def free_port() -> int:
         return port
 
 
-def tcp_connections(port: int) -> dict[int, tuple[str, int]]:
-    """Server-side IPv4 sockets on local `port`: remote port -> (state, inode)."""
-    result: dict[int, tuple[str, int]] = {}
+def tcp_connections(port: int) -> dict[int, tuple[str, int, int]]:
+    """Server-side IPv4 sockets on local `port`: remote port -> (state, inode, send queue bytes)."""
+    result: dict[int, tuple[str, int, int]] = {}
     with contextlib.suppress(OSError), open("/proc/net/tcp") as table:
         next(table)
         for line in table:
@@ -191,13 +191,14 @@ def tcp_connections(port: int) -> dict[int, tuple[str, int]]:
             if local_port != port:
                 continue
             remote_port = int(parts[2].rsplit(":", 1)[1], 16)
-            result[remote_port] = (parts[3], int(parts[9]))
+            send_queue = int(parts[4].split(":", 1)[0], 16)
+            result[remote_port] = (parts[3], int(parts[9]), send_queue)
     return result
 
 
 def connections_per_process(pids: Iterable[int], port: int) -> dict[int, int]:
     """How many established connections on `port` each process holds (by socket inode)."""
-    inodes = {inode for state, inode in tcp_connections(port).values() if state == ESTABLISHED}
+    inodes = {inode for state, inode, _ in tcp_connections(port).values() if state == ESTABLISHED}
     counts: dict[int, int] = {}
     for pid in pids:
         count = 0

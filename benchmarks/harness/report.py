@@ -237,6 +237,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         ("mem growth MiB", _figure("memory_growth_mib")),
         ("slow closed", _closed),
         ("closed after s", _figure("slow_close_s")),
+        ("kernel queue MiB", _figure("slow_send_queue_mib")),
         ("frames/s", _figure("frames_per_s")),
     ],
     "http": [

@@ -102,6 +102,8 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
         cpu_start = server.process.cpu_seconds()
         client_cpu_start = time.process_time()
         closed: dict[int, float] = {}
+        ports: dict[int, int] = {}
+        stuck = 0
         start = time.monotonic()
         start_ns = time.monotonic_ns()
         if slow:
@@ -116,6 +118,8 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
         if watcher is not None:
             await asyncio.sleep(0.15)  # one more /proc sample after the last delivery
             watcher.cancel()
+            table = procs.tcp_connections(server.port)
+            stuck = sum(table[port][2] for port in ports if port in table)
     finally:
         if watcher is not None:
             watcher.cancel()
@@ -140,6 +144,7 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
         "rss_before_mib": rss_start / MIB,
         "rss_after_mib": rss_end / MIB,
         "published": sent,
+        "publisher_closed": publisher.closed,
         "received": received,
         "expected": audience.expected,
         "all_delivered": delivered,
@@ -156,6 +161,8 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
         figures["memory_growth_mib"] = (rss_end - rss_connected) / MIB
         figures["slow_closed"] = len(closed)
         figures["slow_close_s"] = max(closed.values()) if len(closed) == len(slow) else None
+        # Bytes the kernel still holds for the slow clients (not in the server's RSS).
+        figures["slow_send_queue_mib"] = stuck / MIB
     return figures
 
 
@@ -182,7 +189,12 @@ async def slow_pair(space: Workspace, variant: str, spec: Broadcast) -> Figures:
         "slow_closed": slow["slow_closed"],
         "slow_close_s": slow["slow_close_s"],
         "frames_per_s": slow["frames_per_s"],
+        "slow_send_queue_mib": slow["slow_send_queue_mib"],
         "healthy_closed_by_server": slow["healthy_closed_by_server"],
+        "publisher_closed": slow["publisher_closed"],
+        "client_cpu_share": slow["client_cpu_share"],
+        "no_slow_client_cpu_share": reference["client_cpu_share"],
+        "server_cpu_share": slow["server_cpu_share"],
     }
 
 
