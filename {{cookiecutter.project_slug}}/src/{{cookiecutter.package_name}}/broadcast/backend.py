@@ -19,10 +19,19 @@ class Receiver(Protocol):
     """Where a backend hands what it receives: the hub."""
 
     def deliver(self, channel: str, message: str) -> None:
-        """One message for `channel`, in publish order per publisher; must not block."""
+        """One message for `channel`, in publish order per publisher; must not block.
+
+        `message` is the serialised envelope exactly as the publishing process
+        passed it to `publish`; the hub forwards that text to its clients as is.
+        """
 
     def resync(self) -> None:
-        """The backend lost its connection and is back: messages may have been missed."""
+        """The backend lost its connection and is back: messages may have been missed.
+
+        The hub sends each of its clients a frame
+        `{"type": "resync", "channel": ..., "origin": ..., "reason": ...}`, telling
+        it to reload whatever state it keeps.
+        """
 
 
 class Backend(Protocol):
