@@ -247,15 +247,25 @@ def test_the_generated_workflow_runs_the_readme_commands(project: Path) -> None:
 def test_pre_commit_passes_on_a_fresh_git_repository_of_the_bake(
     edge_project: Path, edge: Combination, tmp_path: Path
 ) -> None:
-    """Local hooks only, so this needs no network: the tools come from the bake's environment."""
+    """As after the README's setup: the tools in the project's .venv, none on PATH, no network.
+
+    The combination's environment stands in for the .venv that `uv sync
+    --extra dev` or the pip way would make; the hooks must find it without
+    an activated virtualenv, as a plain `git commit` runs them.
+    """
     repository = _copy_bake(edge_project, tmp_path)
+    bare_path = ":".join(
+        folder
+        for folder in os.environ["PATH"].split(":")
+        if not any((Path(folder) / tool).exists() for tool in ("ruff", "mypy"))
+    )
+    assert shutil.which("ruff", path=bare_path) is None
     env = _clean_env(
-        PATH=f"{python_for(edge.python_version).parent}:{os.environ['PATH']}",
-        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
-        **_git_identity(tmp_path),
+        PATH=bare_path, PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"), **_git_identity(tmp_path)
     )
     run(["git", "init", "--quiet"], repository, env=env)
     run(["git", "add", "--all"], repository, env=env)
+    (repository / ".venv").symlink_to(python_for(edge.python_version).parent.parent, target_is_directory=True)
     run(
         [TOOLS / "pre-commit", "run", "--all-files", "--show-diff-on-failure"],
         repository,
