@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import shutil
@@ -325,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     space = Workspace(root=workdir, template=args.template.resolve())
     groups: list[Group] = []
+    load_before = os.getloadavg()
     started = time.monotonic()
     interrupted = False
     try:
@@ -343,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     print(f"# Benchmarks ({mode}, {args.runs} run(s) per figure: median ±half the min-max spread)")
     python = f"{platform.python_implementation()} {platform.python_version()}"
+    load_after = os.getloadavg()
     print(f"# {python}, {platform.machine()}, cores={_cores()}")
+    # Anything else running competes for the same cores: the load says how quiet it was.
+    print(f"# load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     for name in dict.fromkeys(v for g in groups for v in g.rows):
         if name in DESCRIPTIONS:
             print(f"#   {name}: {DESCRIPTIONS[name]}")
@@ -361,6 +366,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cores": _cores(),
                 "seconds": time.monotonic() - started,
                 "interrupted": interrupted,
+                "load_average_before": load_before[0],
+                "load_average_after": load_after[0],
             },
             "groups": [group.as_json() for group in groups],
         }
@@ -375,8 +382,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cores() -> int:
-    import os
-
     return len(os.sched_getaffinity(0))
 
 
