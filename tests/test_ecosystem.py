@@ -7,6 +7,7 @@ executed without Docker); pre-commit, cruft, uv and pip run for real.
 
 from __future__ import annotations
 
+import configparser
 import json
 import os
 import shlex
@@ -115,15 +116,12 @@ def test_the_dockerfile_builds_in_stages_and_runs_unprivileged_with_a_health_che
     assert env_assignments(runtime)["HOST"] == "0.0.0.0"
 
 
-def test_the_docker_build_context_holds_what_the_build_needs_and_no_secrets(
-    project: Path, combination: Combination
-) -> None:
+def test_the_docker_build_context_holds_what_the_build_needs_and_no_secrets(project: Path) -> None:
     rules = dockerignore_rules((project / ".dockerignore").read_text())
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     needed = ["pyproject.toml", pyproject["readme"], *pyproject.get("license-files", [])]
     needed += [str(p.relative_to(project)) for p in (project / "src").rglob("*") if p.is_file()]
     assert [path for path in needed if not in_build_context(path, rules)] == []
-    assert (project / "LICENSE").exists() == (combination.answers.get("license", "MIT") != "Proprietary")
     private = [
         ".env",
         ".venv/bin/python",
@@ -463,3 +461,29 @@ def test_the_per_combination_job_selects_exactly_that_combinations_tests() -> No
     everything = _collected(["--combination", chosen])
     assert selection == {test for test in everything if test.endswith(f"[{chosen}]")}
     assert len(selection) >= 10
+
+
+# --- .editorconfig ----------------------------------------------------------
+
+
+def test_every_file_follows_the_editorconfig_which_agrees_with_ruff(project: Path) -> None:
+    parser = configparser.ConfigParser()
+    # Its top-level `root = true` precedes any section, which INI does not allow.
+    parser.read_string("[top]\n" + (project / ".editorconfig").read_text())
+    assert parser["top"]["root"] == "true"
+    everything = parser["*"]
+    assert (everything["end_of_line"], everything["insert_final_newline"]) == ("lf", "true")
+    assert everything["trim_trailing_whitespace"] == "true"
+    ruff = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["ruff"]
+    assert int(parser["*.py"]["max_line_length"]) == ruff["line-length"]
+    broken = []
+    for path in sorted(p for p in project.rglob("*") if p.is_file()):
+        text = path.read_bytes()
+        relative = path.relative_to(project)
+        if b"\r" in text:
+            broken.append(f"{relative}: CR line ending")
+        if not text.endswith(b"\n"):
+            broken.append(f"{relative}: no final newline")
+        trailing = [n for n, line in enumerate(text.split(b"\n"), 1) if line != line.rstrip(b" \t")]
+        broken += [f"{relative}:{n}: trailing whitespace" for n in trailing]
+    assert broken == []
