@@ -152,6 +152,28 @@ async def test_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
     stalled.transport.abort()
 
 
+async def test_stopping_the_hub_closes_clients_with_1012_ends_its_tasks_and_refuses_new_ones() -> (
+    None
+):
+    # What the lifespan does at shutdown, for servers that do not close WebSockets themselves.
+    settings = Settings(_env_file=None, ws_queue_size=100_000)
+    async with serve(create_app(settings)) as live:
+        stalled = await stalled_client(live.ws("/ws/stopping"))
+        async with connect(live.ws("/ws/stopping")) as reading:
+            await joined(reading)
+            while live.hub.stats().pushing_back == 0:
+                await live.hub.publish("stopping", json_text({"pad": "x" * 8000}), "test")
+                await asyncio.sleep(0)
+            async with asyncio.timeout(WAIT):
+                await live.hub.stop(deadline=WAIT)
+            assert live.hub.stats() == IDLE
+            assert hub_tasks() == []
+            assert await closed_with(reading) == (1012, "server shutting down")
+        async with connect(live.ws("/ws/later")) as late:
+            assert await closed_with(late) == (1012, "server shutting down")
+        stalled.transport.abort()
+
+
 class Outage(MemoryBackend):
     """The in-memory backend with a switch: while `down`, it fails the way a lost Redis does."""
 
