@@ -206,6 +206,20 @@ def test_compose_follows_the_compose_spec_with_redis_exactly_when_chosen(
         assert "REDIS_URL" not in services["app"].get("environment", {})
 
 
+def test_compose_and_ci_set_only_settings_the_app_documents(project: Path) -> None:
+    """A variable that .env.example does not list is one the app would silently ignore."""
+    documented = {
+        line.split("=", 1)[0]
+        for line in (project / ".env.example").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    }
+    compose = yaml.safe_load((project / "compose.yaml").read_text())["services"]["app"]
+    [job] = yaml.safe_load((project / WORKFLOW).read_text())["jobs"].values()
+    set_by_ci = {name for step in job["steps"] for name in step.get("env", {})}
+    assert set(compose.get("environment", {})) - documented == set()
+    assert set_by_ci - documented == set()
+
+
 # --- The generated workflow -------------------------------------------------
 
 
