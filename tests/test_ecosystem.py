@@ -393,7 +393,7 @@ def _readme_commands(project: Path) -> list[str]:
 
 @pytest.mark.xdist_group("readme-uv")
 def test_the_readme_uv_commands_set_up_and_test_the_default_bake(default_bake: Path, tmp_path: Path) -> None:
-    """Slow (~30 s): uv resolves, installs and runs the baked suite; it may reach PyPI past its cache."""
+    """Slow (15-40 s): uv resolves, installs and runs the baked suite; it may reach PyPI past its cache."""
     project = _copy_bake(default_bake, tmp_path)
     readme = _readme_commands(project)
     env = _clean_env(UV_PYTHON=str(python_for(DEFAULT_PYTHON)))
