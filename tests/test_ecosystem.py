@@ -226,8 +226,9 @@ def test_compose_and_ci_set_only_settings_the_app_documents(project: Path) -> No
 def test_the_generated_workflow_is_a_valid_github_workflow_for_the_chosen_options(
     project: Path, combination: Combination
 ) -> None:
-    status, output = validate_with_builtin_schema("vendor.github-workflows", str(project / WORKFLOW))
-    assert status == 0, output
+    for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
+        status, output = validate_with_builtin_schema(schema, str(project / WORKFLOW))
+        assert status == 0, output
     [job] = yaml.safe_load((project / WORKFLOW).read_text())["jobs"].values()
     assert job["container"] == f"python:{combination.python_version}-bookworm"
     installs = " ".join(
@@ -441,8 +442,9 @@ def _template_workflow() -> dict[str, Any]:
 
 def test_the_template_workflows_are_valid_github_workflows() -> None:
     assert _template_workflows() != []
-    status, output = validate_with_builtin_schema("vendor.github-workflows", *map(str, _template_workflows()))
-    assert status == 0, output
+    for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
+        status, output = validate_with_builtin_schema(schema, *map(str, _template_workflows()))
+        assert status == 0, output
 
 
 def test_the_template_workflow_matrix_is_the_suites_combination_list(tmp_path: Path) -> None:
