@@ -19,8 +19,9 @@ from fastapi import FastAPI
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from {{ cookiecutter.package_name }}.broadcast.backend import Backend
+from {{ cookiecutter.package_name }}.broadcast.backend import Backend, BroadcastUnavailable
 from {{ cookiecutter.package_name }}.broadcast.hub import Hub
+from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 from {{ cookiecutter.package_name }}.settings import Settings
 
 # Every wait in these tests is on a condition, bounded by this many seconds.
@@ -77,6 +78,27 @@ async def serve(app: FastAPI, **options: Any) -> AsyncIterator[Live]:
         server.should_exit = True
         async with asyncio.timeout(WAIT):
             await serving
+
+
+class Outage(MemoryBackend):
+    """The in-memory backend with a switch: while `down`, it fails the way a lost Redis does."""
+
+    down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise BroadcastUnavailable("backend is down")
+
+    async def subscribe(self, channel: str) -> None:
+        self._check()
+        await super().subscribe(channel)
+
+    async def publish(self, channel: str, message: str) -> None:
+        self._check()
+        await super().publish(channel, message)
+
+    def ready(self) -> str | None:
+        return "backend is down" if self.down else super().ready()
 
 
 def use_backend(app: FastAPI, backend: Backend) -> Hub:

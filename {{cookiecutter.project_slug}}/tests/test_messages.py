@@ -11,8 +11,7 @@ from websockets.asyncio.client import connect
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, Live, joined, receive, serve, use_backend
-from .test_ws_resilience import Outage
+from .live import WAIT, Live, Outage, joined, receive, serve, use_backend
 
 pytestmark = pytest.mark.anyio
 

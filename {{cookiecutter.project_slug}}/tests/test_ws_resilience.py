@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
 from {{ cookiecutter.package_name }}.broadcast.envelope import json_text
 from {{ cookiecutter.package_name }}.broadcast.hub import HubStats
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, closed_with, joined, receive, serve, use_backend
+from .live import WAIT, Outage, closed_with, joined, receive, serve, use_backend
 
 pytestmark = pytest.mark.anyio
 
@@ -172,27 +171,6 @@ async def test_stopping_the_hub_closes_clients_with_1012_ends_its_tasks_and_refu
         async with connect(live.ws("/ws/later")) as late:
             assert await closed_with(late) == (1012, "server shutting down")
         stalled.transport.abort()
-
-
-class Outage(MemoryBackend):
-    """The in-memory backend with a switch: while `down`, it fails the way a lost Redis does."""
-
-    down = False
-
-    def _check(self) -> None:
-        if self.down:
-            raise BroadcastUnavailable("backend is down")
-
-    async def subscribe(self, channel: str) -> None:
-        self._check()
-        await super().subscribe(channel)
-
-    async def publish(self, channel: str, message: str) -> None:
-        self._check()
-        await super().publish(channel, message)
-
-    def ready(self) -> str | None:
-        return "backend is down" if self.down else super().ready()
 
 
 @pytest.fixture
