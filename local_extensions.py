@@ -24,13 +24,23 @@ _REPLAY_KEYS = ("_template", "_extensions", "_copy_without_render")
 
 
 def string_literal(value: str) -> str:
-    """A double-quoted literal valid in Python, TOML and JSON alike.
+    """A double-quoted literal valid in TOML and JSON (and Python, though ruff may requote it).
 
     ``json.dumps`` escapes quotes, backslashes and control characters; with
     ``ensure_ascii=False`` it keeps non-ASCII text as is, because TOML refuses
     the surrogate pairs that ASCII-only JSON uses for characters beyond the BMP.
     """
     return json.dumps(value, ensure_ascii=False)
+
+
+def python_string(value: str) -> str:
+    """A Python string literal quoted the way ruff format would quote it.
+
+    Double quotes, unless the text holds more double than single quotes:
+    then single quotes, so the formatter finds nothing to change.
+    """
+    quote = "'" if value.count('"') > value.count("'") else '"'
+    return quote + value.replace("\\", "\\\\").replace(quote, "\\" + quote) + quote
 
 
 def markdown_text(value: str) -> str:
@@ -45,10 +55,11 @@ def answers_json(context: dict[str, Any]) -> str:
 
 
 class QuotingExtension(Extension):
-    """Registers ``string_literal``, ``markdown_text`` and ``answers_json``."""
+    """Registers ``string_literal``, ``python_string``, ``markdown_text`` and ``answers_json``."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters["string_literal"] = string_literal
+        environment.filters["python_string"] = python_string
         environment.filters["markdown_text"] = markdown_text
         environment.filters["answers_json"] = answers_json

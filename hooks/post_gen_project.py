@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 # Which toggle owns which paths (relative to the project, "{package}" standing
-# for the package folder). A bake keeps a path only when its toggle is on.
-# A folder listed here goes as a whole.
+# for the package folder). A bake keeps a path only when every toggle that
+# lists it is on (the Redis backend of the hub needs both use_websockets and
+# use_redis). A folder listed here goes as a whole.
 MANIFEST: dict[str, tuple[str, ...]] = {
     "use_lifespan": (
         "src/{package}/lifespan.py",
@@ -43,6 +44,9 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_ws.py",
         "tests/test_ws_notifications.py",
         "tests/test_ws_resilience.py",
+        # Listed under use_redis too: kept only when both are on.
+        "src/{package}/broadcast/redis.py",
+        "tests/test_redis_backend.py",
     ),
     "use_redis": (
         "src/{package}/redis_client.py",
@@ -63,26 +67,32 @@ LICENSE_FILES: dict[str, str | None] = {
 }
 
 
-def excluded_paths(answers: Mapping[str, Any]) -> list[str]:
-    """Project-relative paths the answers exclude, in manifest order."""
+def owners() -> dict[str, list[str]]:
+    """Each manifest path and the toggles that must all be on to keep it."""
+    owned: dict[str, list[str]] = {}
+    for toggle, paths in MANIFEST.items():
+        for path in paths:
+            owned.setdefault(path, []).append(toggle)
+    return owned
+
+
+def _kept(answers: Mapping[str, Any], keep: bool) -> list[str]:
     package = answers["package_name"]
     return [
         path.format(package=package)
-        for toggle, paths in MANIFEST.items()
-        if not answers[toggle]
-        for path in paths
+        for path, toggles in owners().items()
+        if all(answers[toggle] for toggle in toggles) == keep
     ]
+
+
+def excluded_paths(answers: Mapping[str, Any]) -> list[str]:
+    """Project-relative paths the answers exclude, in manifest order."""
+    return _kept(answers, keep=False)
 
 
 def included_paths(answers: Mapping[str, Any]) -> list[str]:
     """Project-relative paths the answers keep, in manifest order."""
-    package = answers["package_name"]
-    return [
-        path.format(package=package)
-        for toggle, paths in MANIFEST.items()
-        if answers[toggle]
-        for path in paths
-    ]
+    return _kept(answers, keep=True)
 
 
 def _remove(path: Path) -> None:

@@ -28,7 +28,8 @@ TEMPLATE_SYNTAX = tuple("{" + second for second in ("{", "%", "#"))
 
 # Longest accepted answer per free-text prompt.
 MAX_LENGTHS = {
-    "project_name": 80,
+    # The name is a string literal in settings.py: it must fit one line there.
+    "project_name": 60,
     # Short enough that imports of the package fit the generated line length.
     "project_slug": 40,
     "package_name": 32,
@@ -72,8 +73,11 @@ def _text_problems(name: str, value: str) -> Iterator[str]:
         yield "must not be empty"
         return
     limit = MAX_LENGTHS[name]
-    if len(value) > limit:
-        yield f"must be at most {limit} characters (got {len(value)})"
+    # Quotes and backslashes count twice: each is escaped where the answer
+    # becomes a string literal.
+    length = len(value) + sum(value.count(char) for char in "\\\"'")
+    if length > limit:
+        yield f"must be at most {limit} characters, quotes and backslashes counting twice (got {length})"
     if any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in value):
         yield "must not contain control characters"
     if any(marker in value for marker in TEMPLATE_SYNTAX):

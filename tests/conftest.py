@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,9 +65,10 @@ def bakery(tmp_path_factory: pytest.TempPathFactory) -> Bakery:
 
 
 @pytest.fixture
-def project(bakery: Bakery, combination: Combination) -> Path:
-    """The baked project folder for this test's combination."""
-    return bakery.project(combination)
+def project(bakery: Bakery, combination: Combination, tmp_path: Path) -> Path:
+    """A private copy of this combination's bake: what one test's tools write, the next never sees."""
+    pristine = bakery.project(combination)
+    return Path(shutil.copytree(pristine, tmp_path / pristine.name, symlinks=True))
 
 
 @pytest.fixture

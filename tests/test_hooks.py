@@ -54,7 +54,8 @@ HOSTILE = {
     "name-separator": ("project_name", "a/b"),
     "name-parent-dir": ("project_name", "x..y"),
     "name-leading-dot": ("project_name", ".service"),
-    "name-overlong": ("project_name", "n" * 81),
+    "name-overlong": ("project_name", "n" * 61),
+    "name-overlong-once-escaped": ("project_name", "q" + '"' * 30),
     "name-control-char": ("project_name", "bell\x07service"),
     "name-tab": ("project_name", "tab\tservice"),
     "description-overlong": ("description", "d" * 201),
@@ -131,7 +132,7 @@ AWKWARD = {
 }
 
 
-LONGEST = {"project_slug": "s" * 40, "package_name": "p" * 32}
+LONGEST = {"project_name": "N" * 58 + '"', "project_slug": "s" * 40, "package_name": "p" * 32}
 
 
 def test_the_longest_accepted_names_bake_within_the_line_length(tmp_path: Path) -> None:

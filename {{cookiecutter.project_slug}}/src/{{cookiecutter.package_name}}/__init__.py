@@ -1,3 +1,3 @@
-"""The {{ cookiecutter.package_name }} service: see README.md for what it does and how to run it."""
+"""The service package: see README.md for what it does and how to run it."""
 
 __version__ = "0.1.0"
