@@ -72,6 +72,16 @@ def project(bakery: Bakery, combination: Combination, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def mypy_cache(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A mypy cache shared by this worker's runs for one Python version.
+
+    Checking FastAPI, Starlette, pydantic and redis-py is most of a cold run;
+    mypy re-checks whatever changed (each bake's own modules) and reuses the rest.
+    """
+    return tmp_path_factory.getbasetemp() / f"mypy-cache-py{combination.python_version}"
+
+
+@pytest.fixture
 def python(combination: Combination) -> Path:
     """The interpreter whose environment matches the combination's Python version."""
     return environments.python_for(combination.python_version)

@@ -99,8 +99,8 @@ def test_ruff_lint_and_format_pass(project: Path, python: Path) -> None:
     run([python, "-m", "ruff", "format", "--check", "--no-cache", "."], project)
 
 
-def test_mypy_strict_passes(project: Path, python: Path, tmp_path: Path) -> None:
-    run([python, "-m", "mypy", "--cache-dir", tmp_path / "mypy"], project, env=project_env(project))
+def test_mypy_strict_passes(project: Path, python: Path, mypy_cache: Path) -> None:
+    run([python, "-m", "mypy", "--cache-dir", mypy_cache], project, env=project_env(project))
 
 
 def test_the_baked_projects_own_tests_pass(project: Path, python: Path) -> None:
