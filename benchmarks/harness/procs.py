@@ -151,6 +151,15 @@ def process_tree(root: int) -> list[int]:
     return found
 
 
+def command_line(pid: int) -> str:
+    """The process's arguments joined by spaces, or "" once it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace")
+
+
 def cpu_seconds(pids: Iterable[int]) -> float:
     """Sum of utime + stime (fields 14 and 15 of /proc/<pid>/stat) in seconds."""
     ticks = 0

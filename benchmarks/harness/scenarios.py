@@ -95,7 +95,7 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
         audience = Audience(clients, planned=spec.messages, slow=slow)
         audience.start()
         await publisher.warm_up(audience, timeout=30)
-        workers = [pid for pid in server.process.tree() if pid != server.process.pid]
+        workers = server.worker_pids()
         spread = procs.connections_per_process(workers, server.port) if server.workers > 1 else {}
 
         rss_connected = server.process.rss_bytes()

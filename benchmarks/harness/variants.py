@@ -52,6 +52,16 @@ class Server:
     def stop(self) -> None:
         self.process.stop()
 
+    def worker_pids(self) -> list[int]:
+        """The processes serving connections: the leader alone, or its uvicorn workers."""
+        if self.workers == 1:
+            return [self.process.pid]
+        return [
+            pid
+            for pid in self.process.tree()
+            if pid != self.process.pid and "resource_tracker" not in procs.command_line(pid)
+        ]
+
 
 @dataclass
 class Redis:
@@ -248,7 +258,7 @@ async def _wait_workers(server: Server, timeout: float) -> None:
                 continue
             if server.workers == 1:
                 return
-            workers = [pid for pid in server.process.tree() if pid != server.process.pid]
+            workers = server.worker_pids()
             counts = procs.connections_per_process(workers, server.port)
             if sum(1 for count in counts.values() if count) >= server.workers:
                 return
