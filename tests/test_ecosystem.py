@@ -258,7 +258,7 @@ def test_the_generated_workflow_runs_the_readme_commands(project: Path) -> None:
 
 
 def test_pre_commit_passes_on_a_fresh_git_repository_of_the_bake(
-    edge_project: Path, edge: Combination, tmp_path: Path
+    edge_project: Path, edge: Combination, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     """As after the README's setup: the tools in the project's .venv, none on PATH, no network.
 
@@ -274,7 +274,12 @@ def test_pre_commit_passes_on_a_fresh_git_repository_of_the_bake(
     )
     assert shutil.which("ruff", path=bare_path) is None
     env = _clean_env(
-        PATH=bare_path, PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"), **_git_identity(tmp_path)
+        PATH=bare_path,
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+        # The worker's mypy cache for this Python (conftest's `mypy_cache`):
+        # the libraries are checked once, the bake's own modules every time.
+        MYPY_CACHE_DIR=str(tmp_path_factory.getbasetemp() / f"mypy-cache-py{edge.python_version}"),
+        **_git_identity(tmp_path),
     )
     run(["git", "init", "--quiet"], repository, env=env)
     run(["git", "add", "--all"], repository, env=env)
@@ -418,12 +423,14 @@ def test_the_readme_pip_commands_set_up_and_test_the_default_bake(default_bake: 
     [install] = [shlex.split(c) for c in readme if c.startswith("pip install")]
     assert install == ["pip", "install", "-e", ".[dev]"]
     python = python_for(DEFAULT_PYTHON)
-    run([python, "-m", "venv", ".venv"], project)
     venv = project / ".venv"
     activated = _clean_env(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
     if os.environ.get("CI"):
+        run([python, "-m", "venv", ".venv"], project)
         run([*install, "--disable-pip-version-check", "--quiet"], project, env=activated, timeout=600)
     else:
+        # uv needs no pip inside the venv; bootstrapping one costs seconds.
+        run([python, "-m", "venv", "--without-pip", ".venv"], project)
         run(["uv", "pip", "install", "--quiet", *install[2:]], project, env=activated, timeout=300)
     run(["pytest", "-q", "-p", "no:cacheprovider"], project, env=activated, timeout=300)
 
