@@ -46,14 +46,20 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_ws_resilience.py",
         # Listed under use_redis too: kept only when both are on.
         "src/{package}/broadcast/redis.py",
+        "src/{package}/broadcast/selection.py",
         "tests/test_redis_backend.py",
+        "tests/test_redis_broadcast.py",
     ),
     "use_redis": (
         "src/{package}/redis_client.py",
+        "src/{package}/api/counters.py",
         "src/{package}/broadcast/redis.py",
+        "src/{package}/broadcast/selection.py",
         "tests/redis_server.py",
         "tests/test_redis_client.py",
         "tests/test_redis_backend.py",
+        "tests/test_redis_broadcast.py",
+        "tests/test_redis_service.py",
     ),
 }
 

@@ -16,6 +16,20 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+{% if cookiecutter.use_redis -%}
+@pytest.fixture(scope="session", autouse=True)
+def _no_redis_unless_asked() -> Iterator[None]:
+    """An app under test uses Redis only when its test hands it a URL.
+
+    CI sets REDIS_URL for the shared test server; `tests.redis_server` read
+    it while the tests were collected, before this runs.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("REDIS_URL", raising=False)
+        yield
+
+
+{% endif -%}
 @pytest.fixture
 def settings() -> Settings:
     """Defaults only: a developer's `.env` must not change what the tests see."""

@@ -27,6 +27,11 @@ STARTUP_TIMEOUT = 10.0
 # How many fresh ports to try when another process takes ours first.
 PORT_ATTEMPTS = 3
 
+# Read when the plugin loads, during collection: the conftest then removes
+# REDIS_URL from the environment, so that apps under test use Redis only when
+# a test hands them a URL.
+EXTERNAL_REDIS_URL = os.environ.get("REDIS_URL")
+
 HOW_TO_GET_REDIS = (
     "these tests need a real Redis: install redis-server "
     "(`apt-get install redis-server`, `brew install redis`)"
@@ -153,9 +158,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     Tests share it, so each should use channel and key names of its own.
     """
-    external = os.environ.get("REDIS_URL")
-    if external:
-        yield external
+    if EXTERNAL_REDIS_URL:
+        yield EXTERNAL_REDIS_URL
     else:
         server = _started(tmp_path_factory.mktemp("redis"))
         yield server.url

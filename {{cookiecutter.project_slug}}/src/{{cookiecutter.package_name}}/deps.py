@@ -12,6 +12,10 @@ from typing import Annotated
 import httpx
 {% endif -%}
 from fastapi import Depends, Request
+{% if cookiecutter.use_redis -%}
+from redis.asyncio import Redis
+from starlette.exceptions import HTTPException
+{% endif -%}
 from starlette.requests import HTTPConnection
 
 {% if cookiecutter.use_websockets -%}
@@ -54,6 +58,16 @@ def get_hub(connection: HTTPConnection) -> Hub:
     hub: Hub = connection.app.state.hub
     return hub
 {%- endif %}
+{%- if cookiecutter.use_redis %}
+
+
+def get_redis(request: Request) -> Redis:
+    # 503, not 500: the service runs without Redis, this endpoint cannot.
+    client: Redis | None = request.app.state.redis
+    if client is None:
+        raise HTTPException(503, "Redis is not configured (set REDIS_URL)")
+    return client
+{%- endif %}
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -66,4 +80,7 @@ JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
 HubDep = Annotated[Hub, Depends(get_hub)]
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+RedisDep = Annotated[Redis, Depends(get_redis)]
 {%- endif %}

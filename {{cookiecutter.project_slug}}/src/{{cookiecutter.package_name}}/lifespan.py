@@ -15,6 +15,9 @@ import httpx
 from fastapi import FastAPI
 
 from .readiness import Check
+{% if cookiecutter.use_redis -%}
+from .redis_client import managed_redis
+{% endif -%}
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -39,6 +42,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         for url in settings.upstream_urls:
             app.state.readiness.add(f"upstream {url}", upstream_check(app.state.http_client, url))
+{%- if cookiecutter.use_redis %}
+        app.state.redis = await stack.enter_async_context(
+            managed_redis(settings, app.state.readiness)
+        )
+{%- endif %}
 {%- if cookiecutter.use_websockets %}
         await app.state.hub.start()
         stack.push_async_callback(app.state.hub.stop, settings.shutdown_timeout)

@@ -8,13 +8,21 @@ from . import __version__
 {%- if cookiecutter.use_websockets %}
 from .api import demo, messages, ws
 {%- endif %}
+{%- if cookiecutter.use_redis %}
+from .api.counters import router as counters_router
+{%- endif %}
 from .api.health import router as health_router
 {%- if cookiecutter.use_background_tasks %}
 from .api.notifications import router as notifications_router
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
 from .broadcast.hub import Hub
+{%- endif %}
+{%- if cookiecutter.use_websockets and not cookiecutter.use_redis %}
 from .broadcast.memory import MemoryBackend
+{%- endif %}
+{%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
+from .broadcast.selection import broadcast_backend
 {%- endif %}
 {%- if cookiecutter.use_background_tasks %}
 from .jobs import JobRunner
@@ -45,7 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Built here, not in a lifespan, so it also serves without one: it starts
     # its backend on first use.
     app.state.hub = Hub(
+{%- if cookiecutter.use_redis %}
+        broadcast_backend(settings),
+{%- else %}
         MemoryBackend(),
+{%- endif %}
         queue_size=settings.ws_queue_size,
         send_timeout=settings.ws_send_timeout,
         max_message_size=settings.ws_max_message_size,
@@ -55,6 +67,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router)
 {%- if cookiecutter.use_background_tasks %}
     app.include_router(notifications_router)
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+    app.include_router(counters_router)
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
     app.include_router(ws.router)

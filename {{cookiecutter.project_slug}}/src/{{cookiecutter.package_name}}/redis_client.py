@@ -1,14 +1,17 @@
 """A managed Redis client for the service's own use (caches, counters, rate limits).
 
 `create_redis` builds one client (a connection pool) to open for the app's
-lifetime, and `redis_check` turns it into a readiness check. Commands have a
-short timeout, so a Redis outage makes requests fail fast instead of hanging
-them.
+lifetime, `redis_check` turns it into a readiness check, and `managed_redis`
+does both for the lifespan, from the settings. Commands have a short
+timeout, so a Redis outage makes requests fail fast instead of hanging them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -16,7 +19,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from .readiness import Check
+from .readiness import Check, Readiness
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
@@ -52,3 +58,22 @@ def redis_check(client: Redis, timeout: float = 1.0) -> Check:
         return None
 
     return check
+
+
+@asynccontextmanager
+async def managed_redis(settings: Settings, readiness: Readiness) -> AsyncIterator[Redis | None]:
+    """The app's client for `REDIS_URL`, checked by `/ready` while open; closed on exit.
+
+    Yields None, and says so in the log, when `REDIS_URL` is not set: the
+    endpoints that need Redis then answer 503 (see `deps.get_redis`).
+    """
+    if settings.redis_url is None:
+        logger.info("REDIS_URL is not set: no Redis client; endpoints that need one answer 503")
+        yield None
+        return
+    async with create_redis(settings.redis_url, timeout=settings.redis_timeout) as client:
+        readiness.add("redis", redis_check(client, timeout=settings.redis_timeout))
+        try:
+            yield client
+        finally:
+            readiness.remove("redis")

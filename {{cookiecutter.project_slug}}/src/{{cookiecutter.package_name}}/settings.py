@@ -10,6 +10,9 @@ from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field
+{% if cookiecutter.use_redis -%}
+from pydantic.functional_validators import field_validator
+{% endif -%}
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
@@ -60,6 +63,30 @@ class Settings(BaseSettings):
     # permessage-deflate costs CPU per client per message, since every
     # connection compresses on its own: off unless messages are large and slow links many.
     ws_per_message_deflate: bool = False
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+    # The Redis server, e.g. redis://localhost:6379/0 (rediss:// for TLS,
+    # unix:///path for a socket). Unset or empty: the service runs without Redis.
+    redis_url: str | None = None
+    # Seconds connecting to Redis, or one command to it, may take before it counts as failed.
+    redis_timeout: float = Field(default=2.0, gt=0)
+{%- endif %}
+{%- if cookiecutter.use_redis and cookiecutter.use_websockets %}
+    # After losing Redis, the broadcast listener retries after 0.1 s, then
+    # doubles the wait (with jitter) up to this many seconds.
+    redis_reconnect_max_delay: float = Field(default=5.0, ge=0.1)
+{%- endif %}
+{%- if cookiecutter.use_redis %}
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_or_none(cls, url: str | None) -> str | None:
+        # Empty means unset, as in `.env.example`; anything else must name a Redis.
+        if not url:
+            return None
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return url
 {%- endif %}
 
 

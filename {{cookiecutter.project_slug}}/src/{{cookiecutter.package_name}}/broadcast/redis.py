@@ -110,6 +110,11 @@ class RedisBackend:
         self._failures = 0  # connection attempts failed since the last live connection
         self._ever_live = False
 
+    @property
+    def address(self) -> str:
+        """Where it connects (host:port, or a socket's path), for logs: never the password."""
+        return self._address
+
     async def start(self, receiver: Receiver) -> None:
         """Start the listener; returns after its first connection attempt, successful or not.
 

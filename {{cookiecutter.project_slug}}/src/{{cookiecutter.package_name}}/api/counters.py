@@ -1,0 +1,45 @@
+"""POST /counters/{name}: a counter in Redis, shared by every process; an example of `RedisDep`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import BaseModel
+from redis.exceptions import RedisError
+
+from ..deps import RedisDep
+
+router = APIRouter(tags=["counters"])
+
+# Each counter is the Redis key KEY_PREFIX + name.
+KEY_PREFIX = "counters:"
+
+Name = Annotated[
+    str,
+    Path(
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+        description="Letters, digits, '_', '-', '.', ':'; starts alphanumeric.",
+    ),
+]
+
+
+class Counter(BaseModel):
+    name: str
+    value: int
+
+
+@router.post(
+    "/counters/{name}",
+    responses={503: {"description": "Redis is not configured (REDIS_URL) or unreachable"}},
+)
+async def increment_counter(name: Name, redis: RedisDep) -> Counter:
+    """Add one to the counter `name` (created at 0) and return its new value; 503 without Redis."""
+    try:
+        value = await redis.incr(KEY_PREFIX + name)
+    except RedisError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis unavailable: {type(exc).__name__}: {exc}"
+        ) from exc
+    return Counter(name=name, value=value)

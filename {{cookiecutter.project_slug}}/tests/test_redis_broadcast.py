@@ -1,0 +1,369 @@
+"""Broadcast through Redis, end to end: real service processes and sockets, a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+import pytest
+from redis.asyncio import Redis
+from websockets.asyncio.client import ClientConnection, connect
+
+import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.redis_client import create_redis
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .live import WAIT, Live, closed_with, joined, receive, serve
+
+if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
+    from .redis_server import RedisServer
+
+pytest_plugins = ["tests.redis_server"]
+pytestmark = pytest.mark.anyio
+
+# The service's Redis timeout in these tests: a publish during an outage must fail within it.
+TIMEOUT = 1.0
+# Reconnect quickly after an outage, so the tests that play one stay short.
+FAST_RECONNECT = 0.2
+# How long a service process may take to start: two boot at once, on a busy machine too.
+STARTUP_WAIT = 30.0
+
+
+def redis_settings(redis_url: str) -> Settings:
+    return Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        redis_timeout=TIMEOUT,
+        redis_reconnect_max_delay=FAST_RECONNECT,
+    )
+
+
+@pytest.fixture
+def channel() -> str:
+    """A channel name of this test's own: the session's Redis is shared."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+async def until(condition: Callable[[], Awaitable[bool]]) -> None:
+    """Poll `condition` until it holds; fail after WAIT seconds."""
+    async with asyncio.timeout(WAIT):
+        # Each poll is a request to the service or to Redis: nothing to await instead.
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.05)  # between polls of the condition, not in place of one
+
+
+async def ready(http: httpx2.AsyncClient) -> tuple[int, list[str]]:
+    """`/ready`'s status code and the names of its failing checks."""
+    response = await http.get("/ready")
+    failing: list[str] = response.json()["failing"]
+    return response.status_code, failing
+
+
+async def subscribers(redis: Redis, channel: str) -> int:
+    """How many connections Redis says are subscribed to `channel` (PUBSUB NUMSUB)."""
+    [(_, count)] = await redis.pubsub_numsub(channel)
+    return count
+
+
+# --- Choosing the backend ---------------------------------------------------
+
+
+async def test_without_redis_url_the_hub_broadcasts_in_memory_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        app = create_app(Settings(_env_file=None))
+    assert "REDIS_URL is not set: broadcasting in memory" in caplog.text
+    async with (
+        serve(app) as live,
+        connect(live.ws("/ws/lobby")) as ws,
+        httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http,
+    ):
+        await joined(ws)
+        await ws.send('"hello"')
+        assert (await receive(ws))["data"] == "hello"
+        assert await ready(http) == (200, [])
+
+
+def test_with_redis_url_the_hub_says_it_broadcasts_through_redis(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        create_app(redis_settings("redis://127.0.0.1:6390/0"))
+    assert "broadcasting through Redis at 127.0.0.1:6390" in caplog.text
+
+
+# --- Two service processes sharing one Redis --------------------------------
+
+
+class ServiceProcess:
+    """`python -m <package>` in a child process: its own app, event loop and Redis connections."""
+
+    def __init__(self, redis_url: str, directory: Path) -> None:
+        source = str(Path(inspect.getfile(package)).parent.parent)
+        path = os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))
+        self._env = {
+            **os.environ,
+            "PYTHONPATH": path,
+            "PYTHONUNBUFFERED": "1",
+            "HOST": "127.0.0.1",
+            "PORT": "0",  # uvicorn picks a free one and logs it
+            "LOG_LEVEL": "info",
+            "SHUTDOWN_TIMEOUT": "5",
+            "REDIS_URL": redis_url,
+            "REDIS_TIMEOUT": str(TIMEOUT),
+        }
+        # Not the project folder: a developer's .env must not reach the service.
+        self._directory = directory
+        self._process: asyncio.subprocess.Process | None = None
+        self.lines: list[str] = []
+        self.port = 0
+
+    async def spawn(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            package.__name__,
+            cwd=self._directory,
+            env=self._env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+
+    @property
+    def _output(self) -> asyncio.StreamReader:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        return self._process.stdout
+
+    async def _read_line(self) -> bool:
+        """Record the next line of output; False at its end."""
+        line = await self._output.readline()
+        if not line:
+            return False
+        self.lines.append(line.decode(errors="replace").rstrip())
+        return True
+
+    async def wait_listening(self) -> None:
+        """Return once uvicorn listens (after the app's startup); fail if it exits or is slow."""
+        listening = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STARTUP_WAIT):
+                while await self._read_line():
+                    found = listening.search(self.lines[-1])
+                    if found:
+                        self.port = int(found[1])
+                        return
+        pytest.fail("the service did not start:\n" + "\n".join(self.lines))
+
+    # Between wait_listening and stop the output waits in the pipe (64 KiB on
+    # Linux), which holds far more than these tests make the service log.
+
+    async def stop(self) -> None:
+        """SIGTERM, as an orchestrator would, and read its output to the end; SIGKILL after WAIT."""
+        process = self._process
+        if process is None:
+            return
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(WAIT):
+                while await self._read_line():
+                    pass
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    def ws(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def http(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture
+async def two_services(redis_url: str, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
+    services = [ServiceProcess(redis_url, tmp_path) for _ in range(2)]
+    try:
+        for service in services:  # both boot at once
+            await service.spawn()
+        for service in services:
+            await service.wait_listening()
+        yield services
+    finally:
+        for service in services:
+            await service.stop()
+
+
+async def test_messages_published_on_either_process_reach_clients_of_both_in_publish_order(
+    two_services: list[ServiceProcess], channel: str
+) -> None:
+    first, second = two_services
+    for service in two_services:
+        assert any("broadcasting through Redis" in line for line in service.lines), service.lines
+    count = 25
+    # Two publishers per process: a WebSocket client, and HTTP POST.
+    total = 4 * count
+    async with (
+        connect(first.ws(f"/ws/{channel}")) as on_first,
+        connect(second.ws(f"/ws/{channel}")) as on_second,
+        httpx2.AsyncClient(timeout=WAIT) as http,
+    ):
+        welcomes = [await joined(on_first), await joined(on_second)]
+        assert welcomes[0]["origin"] != welcomes[1]["origin"]
+
+        async def collect(ws: ClientConnection) -> list[dict[str, Any]]:
+            return [await receive(ws) for _ in range(total)]
+
+        async def send_frames(ws: ClientConnection, name: str) -> None:
+            for number in range(count):
+                await ws.send(json.dumps({"from": name, "n": number}))
+
+        async def post(service: ServiceProcess, name: str) -> None:
+            url = service.http(f"/channels/{channel}/messages")
+            for number in range(count):
+                response = await http.post(url, json={"from": name, "n": number})
+                assert response.status_code == 202, response.text
+
+        async with asyncio.TaskGroup() as group:
+            received = [group.create_task(collect(ws)) for ws in (on_first, on_second)]
+            group.create_task(send_frames(on_first, "first-ws"))
+            group.create_task(send_frames(on_second, "second-ws"))
+            group.create_task(post(first, "first-http"))
+            group.create_task(post(second, "second-http"))
+
+    for frames in (received[0].result(), received[1].result()):
+        by_publisher: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for frame in frames:
+            assert frame["type"] == "message"
+            by_publisher[frame["data"]["from"]].append(frame)
+        assert sorted(by_publisher) == ["first-http", "first-ws", "second-http", "second-ws"]
+        for name, messages in by_publisher.items():
+            assert [m["data"]["n"] for m in messages] == list(range(count)), name
+            seqs = [m["seq"] for m in messages]
+            assert seqs == sorted(seqs), name
+            [origin] = {m["origin"] for m in messages}
+            assert origin == welcomes[0 if name.startswith("first") else 1]["origin"]
+
+
+# --- One process, through a Redis outage ------------------------------------
+
+
+async def test_through_a_redis_outage_clients_stay_connected_are_told_to_resync_and_receive_again(
+    redis_server: RedisServer, channel: str
+) -> None:
+    other = f"{channel}-other"
+    async with (
+        serve(create_app(redis_settings(redis_server.url))) as live,
+        connect(live.ws(f"/ws/{channel}")) as watcher,
+        connect(live.ws(f"/ws/{other}")) as talker,
+        httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http,
+    ):
+        await joined(watcher)
+        await joined(talker)
+        assert await ready(http) == (200, [])
+
+        redis_server.kill()
+        await until(lambda: _failing_are(http, ["broadcast", "redis"]))
+        async with asyncio.timeout(2 * TIMEOUT):
+            refused = await http.post(f"/channels/{channel}/messages", json="lost")
+            await talker.send('"lost too"')
+            error = await receive(talker)
+        assert refused.status_code == 503
+        assert refused.json()["detail"].startswith("broadcast unavailable")
+        assert (error["type"], error["error"]) == ("error", "unavailable")
+        # Still connected: each socket answers a ping.
+        async with asyncio.timeout(WAIT):
+            await (await watcher.ping())
+            await (await talker.ping())
+
+        redis_server.restart()
+        for ws, name in ((watcher, channel), (talker, other)):
+            resync = await receive(ws)
+            assert (resync["type"], resync["channel"]) == ("resync", name)
+        # The resync comes once every channel in use is subscribed again.
+        assert await ready(http) == (200, [])
+        accepted = await http.post(f"/channels/{channel}/messages", json="after")
+        assert accepted.status_code == 202
+        assert (await receive(watcher))["data"] == "after"
+        await talker.send('"after too"')
+        assert (await receive(talker))["data"] == "after too"
+
+
+async def _failing_are(http: httpx2.AsyncClient, names: list[str]) -> bool:
+    return await ready(http) == (503, names)
+
+
+async def test_a_service_started_while_redis_is_down_serves_and_broadcasts_once_it_is_up(
+    redis_server: RedisServer, channel: str
+) -> None:
+    redis_server.kill()
+    async with (
+        serve(create_app(redis_settings(redis_server.url))) as live,
+        httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http,
+    ):
+        assert (await http.get("/health")).status_code == 200
+        assert await ready(http) == (503, ["broadcast", "redis"])
+        async with connect(live.ws(f"/ws/{channel}")) as early:
+            code, reason = await closed_with(early)
+        assert code == 1013
+        assert reason is not None
+        assert reason.startswith("broadcast unavailable")
+
+        redis_server.restart()
+        await until(lambda: _is_ready(http))
+        async with connect(live.ws(f"/ws/{channel}")) as late:
+            await joined(late)
+            await late.send('"hello"')
+            assert (await receive(late))["data"] == "hello"
+
+
+async def _is_ready(http: httpx2.AsyncClient) -> bool:
+    return (await ready(http))[0] == 200
+
+
+# --- Subscriptions, counted through the hub ---------------------------------
+
+
+async def test_a_channel_is_subscribed_once_per_process_and_released_after_its_last_client(
+    redis_url: str, channel: str
+) -> None:
+    async with (
+        serve(create_app(redis_settings(redis_url))) as live,
+        create_redis(redis_url) as redis,
+    ):
+        async with connect(live.ws(f"/ws/{channel}")) as first:
+            await joined(first)
+            assert await subscribers(redis, channel) == 1
+            async with connect(live.ws(f"/ws/{channel}")) as second:
+                await joined(second)
+                assert await subscribers(redis, channel) == 1
+            await until(lambda: _local_clients(live, channel, 1))
+            assert await subscribers(redis, channel) == 1
+        await until(lambda: _subscribers_are(redis, channel, 0))
+
+
+async def _local_clients(live: Live, channel: str, count: int) -> bool:
+    return live.hub.stats().channels.get(channel, 0) == count
+
+
+async def _subscribers_are(redis: Redis, channel: str, count: int) -> bool:
+    return await subscribers(redis, channel) == count

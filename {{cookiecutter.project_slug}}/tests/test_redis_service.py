@@ -1,0 +1,162 @@
+"""The managed Redis client against a real redis-server: its endpoint, `/ready`, outages."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+from fastapi.testclient import TestClient
+from redis import Redis
+
+from {{ cookiecutter.package_name }}.api.counters import KEY_PREFIX
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
+    from .redis_server import RedisServer
+
+pytest_plugins = ["tests.redis_server"]
+
+# Every wait on a condition fails after this many seconds.
+WAIT = 10.0
+# Short, so that the tests which play a hung Redis stay short.
+TIMEOUT = 0.5
+
+
+@pytest.fixture(autouse=True)
+def _fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With WebSockets, the broadcast listener reconnects too; /ready waits for it.
+    # (Without, the app ignores the variable.)
+    monkeypatch.setenv("REDIS_RECONNECT_MAX_DELAY", "0.2")
+
+
+@pytest.fixture
+def counter() -> str:
+    """A counter name of this test's own: the session's Redis is shared."""
+    return f"test-{uuid.uuid4().hex}"
+
+
+def served(redis_url: str | None) -> TestClient:
+    settings = Settings(_env_file=None, redis_url=redis_url, redis_timeout=TIMEOUT)
+    return TestClient(create_app(settings))
+
+
+def ready(client: TestClient) -> tuple[int, list[str]]:
+    """`/ready`'s status code and the names of its failing checks."""
+    response = client.get("/ready")
+    failing: list[str] = response.json()["failing"]
+    return response.status_code, failing
+
+
+def wait_until_ready(client: TestClient) -> None:
+    """Poll `/ready` until it answers 200; fail after WAIT seconds."""
+    deadline = time.monotonic() + WAIT
+    while (outcome := ready(client))[0] != 200:
+        if time.monotonic() > deadline:
+            pytest.fail(f"/ready still {outcome} after {WAIT:g}s")
+        time.sleep(0.05)  # between polls of the condition, not in place of one
+
+
+@pytest.fixture
+def shared_counter(redis_url: str, counter: str) -> Iterator[str]:
+    """A counter on the session's Redis (maybe yours, through REDIS_URL): deleted afterwards."""
+    yield counter
+    with Redis.from_url(redis_url) as redis:
+        redis.delete(KEY_PREFIX + counter)
+
+
+def test_a_counter_counts_in_redis(redis_url: str, shared_counter: str) -> None:
+    counter = shared_counter
+    with served(redis_url) as client:
+        first = client.post(f"/counters/{counter}")
+        second = client.post(f"/counters/{counter}")
+    assert (first.status_code, first.json()) == (200, {"name": counter, "value": 1})
+    assert second.json() == {"name": counter, "value": 2}
+    with TestClient(create_app(Settings(_env_file=None, redis_url=redis_url))) as client:
+        # Another app, as another process would be: the count lives in Redis.
+        assert client.post(f"/counters/{counter}").json()["value"] == 3
+
+
+def test_a_bad_counter_name_is_422(redis_url: str) -> None:
+    with served(redis_url) as client:
+        assert client.post("/counters/-starts-with-a-dash").status_code == 422
+        assert client.post(f"/counters/{'x' * 65}").status_code == 422
+
+
+def test_ready_checks_redis_with_a_ping(redis_url: str) -> None:
+    with served(redis_url) as client:
+        response = client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["redis"] == "ok"
+
+
+def test_without_redis_url_the_service_runs_and_the_counter_says_redis_is_not_configured(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO), served(None) as client:
+        response = client.post("/counters/visits")
+        ready_response = client.get("/ready")
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Redis is not configured (set REDIS_URL)"}
+    assert ready_response.status_code == 200
+    assert "redis" not in ready_response.json()["checks"]
+    assert "REDIS_URL is not set" in caplog.text
+
+
+def test_an_empty_redis_url_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `.env.example` has REDIS_URL= (the default: none).
+    monkeypatch.setenv("REDIS_URL", "")
+    assert Settings(_env_file=None).redis_url is None
+
+
+def test_a_redis_url_that_names_no_redis_fails_naming_the_variable() -> None:
+    with pytest.raises(ValueError, match=r"redis_url[\s\S]*redis://, rediss:// or unix://"):
+        Settings(_env_file=None, redis_url="localhost:6379")
+
+
+def test_ready_is_503_naming_redis_while_it_is_down_and_200_once_it_is_back(
+    redis_server: RedisServer, counter: str
+) -> None:
+    with served(redis_server.url) as client:
+        assert ready(client) == (200, [])
+        redis_server.kill()
+        status, failing = ready(client)
+        assert status == 503
+        assert "redis" in failing
+        refused = client.post(f"/counters/{counter}")
+        assert refused.status_code == 503
+        assert refused.json()["detail"].startswith("Redis unavailable: ConnectionError")
+        redis_server.restart()
+        wait_until_ready(client)
+        assert client.post(f"/counters/{counter}").json()["value"] == 1
+
+
+def test_the_service_starts_while_redis_is_down_and_recovers_when_it_comes_up(
+    redis_server: RedisServer, counter: str
+) -> None:
+    redis_server.kill()
+    with served(redis_server.url) as client:
+        assert client.get("/health").status_code == 200
+        status, failing = ready(client)
+        assert status == 503
+        assert "redis" in failing
+        redis_server.restart()
+        wait_until_ready(client)
+        assert client.post(f"/counters/{counter}").json()["value"] == 1
+
+
+@pytest.mark.timeout(10)  # a hang fails here, not at the suite's outer bound
+def test_a_redis_that_never_answers_costs_a_request_its_timeout_not_a_hang(
+    silent_redis_url: str, counter: str
+) -> None:
+    with served(silent_redis_url) as client:
+        response = client.post(f"/counters/{counter}")
+        status, failing = ready(client)
+    assert response.status_code == 503
+    assert "Timeout" in response.json()["detail"]
+    assert status == 503
+    assert "redis" in failing
