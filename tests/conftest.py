@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from tests import environments
 from tests.bakery import bake
-from tests.combinations import Combination, supported
+from tests.combinations import TEMPLATE, Combination, supported
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -85,3 +88,27 @@ def mypy_cache(combination: Combination, tmp_path_factory: pytest.TempPathFactor
 def python(combination: Combination) -> Path:
     """The interpreter whose environment matches the combination's Python version."""
     return environments.python_for(combination.python_version)
+
+
+def _generated_redis_fixtures() -> ModuleType:
+    """The baked projects' Redis test helpers, loaded from the template (the file has no Jinja)."""
+    path = TEMPLATE / "{{cookiecutter.project_slug}}" / "tests" / "redis_server.py"
+    spec = importlib.util.spec_from_file_location("generated_redis_server", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a loopback port, started as the generated tests start theirs."""
+    fixtures = _generated_redis_fixtures()
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail(fixtures.HOW_TO_GET_REDIS, pytrace=False)
+    server = fixtures.RedisServer(executable, tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server.url
+    server.stop()

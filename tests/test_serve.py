@@ -2,21 +2,71 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
+import pytest
 
+from tests import environments
 from tests.bakery import package_name, project_env
 from tests.combinations import Combination
+from tests.conftest import Bakery, selected
 from tests.servers import free_port, start_service, wait_until_serving
 
 
 def test_the_app_serves_health_and_ready_and_stops_cleanly_on_sigterm(
-    project: Path, python: Path, combination: Combination
+    project: Path, python: Path, combination: Combination, request: pytest.FixtureRequest
 ) -> None:
+    # A bake with Redis gets a real one, as compose gives it: /ready checks it.
+    redis = {"REDIS_URL": request.getfixturevalue("redis_url")} if combination.answers["use_redis"] else {}
+    output = _serve_then_stop(python, project, redis)
+    if combination.answers["use_lifespan"]:
+        assert "shutdown complete: shared resources closed" in output
+    if combination.answers["use_redis"] and combination.answers["use_websockets"]:
+        assert "broadcasting through Redis at 127.0.0.1:" in output
+    assert "broadcasting in memory" not in output
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # `redis_combination`: the selected combinations that ship Redis, each in
+    # its xdist group, so the worker that baked it reuses the bake.
+    if "redis_combination" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "redis_combination",
+            [
+                pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
+                for c in selected(metafunc.config)
+                if c.answers["use_redis"]
+            ],
+        )
+
+
+@pytest.fixture
+def redis_project(bakery: Bakery, redis_combination: Combination, tmp_path: Path) -> Path:
+    pristine = bakery.project(redis_combination)
+    return Path(shutil.copytree(pristine, tmp_path / pristine.name, symlinks=True))
+
+
+def test_without_redis_url_a_redis_bake_serves_and_says_what_it_does_instead(
+    redis_project: Path, redis_combination: Combination
+) -> None:
+    python = environments.python_for(redis_combination.python_version)
+    # Empty, as in .env.example: also hides a REDIS_URL this suite may run with.
+    output = _serve_then_stop(python, redis_project, {"REDIS_URL": ""})
+    if redis_combination.answers["use_websockets"]:
+        assert "REDIS_URL is not set: broadcasting in memory, to this process's clients only" in output
+    assert "REDIS_URL is not set: no Redis client" in output
+
+
+def _serve_then_stop(python: Path, project: Path, extra_env: Mapping[str, str]) -> str:
+    """Start the bake under uvicorn, want 200 from /health and /ready, SIGTERM it; its output."""
     port = free_port()
-    env = project_env(project, HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="info", SHUTDOWN_TIMEOUT="5")
+    env = project_env(
+        project, HOST="127.0.0.1", PORT=str(port), LOG_LEVEL="info", SHUTDOWN_TIMEOUT="5", **extra_env
+    )
     process = start_service(python, project, package_name(project), env)
     try:
         wait_until_serving(process, f"http://127.0.0.1:{port}/health")
@@ -35,6 +85,4 @@ def test_the_app_serves_health_and_ready_and_stops_cleanly_on_sigterm(
     assert "Application shutdown complete" in output
     assert "Finished server process" in output
     assert "Traceback" not in output
-    if combination.answers["use_lifespan"]:
-        assert "shutdown complete: shared resources closed" in output
-
+    return output
