@@ -110,7 +110,9 @@ def _remove(path: Path) -> None:
 
 def _remove_empty_folders(root: Path) -> None:
     # Deepest first, so a folder emptied by removing its children goes too.
-    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+    for folder in sorted(
+        (p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+    ):
         if not any(folder.iterdir()):
             folder.rmdir()
 
@@ -132,7 +134,7 @@ def next_steps(answers: Mapping[str, Any]) -> str:
         [
             f"Created {slug}. Next:",
             f"  cd {slug}",
-            "  uv sync && uv run python -m " + answers["package_name"] + "   # set up and run",
+            "  uv sync --extra dev && uv run python -m " + answers["package_name"] + "   # set up and run",
             "  uv run pytest                                   # test",
             "See README.md for the pip way and the settings.",
         ]

@@ -45,8 +45,23 @@ PATH_LIKE = ("project_name", "project_slug", "package_name", "author_name")
 # Import names the generated project already uses: a package with one of
 # these names would shadow the dependency or the test folder.
 RESERVED_PACKAGES = frozenset(
-    {"app", "fastapi", "starlette", "uvicorn", "pydantic", "pydantic_settings", "httpx",
-     "httpx2", "redis", "websockets", "anyio", "pytest", "tests", "test", "playwright"}
+    {
+        "app",
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "pydantic",
+        "pydantic_settings",
+        "httpx",
+        "httpx2",
+        "redis",
+        "websockets",
+        "anyio",
+        "pytest",
+        "tests",
+        "test",
+        "playwright",
+    }
 )
 
 
@@ -93,10 +108,16 @@ def _text_problems(name: str, value: str) -> Iterator[str]:
 
 def _pattern_problems(name: str, value: str) -> Iterator[str]:
     if name == "project_slug" and not SLUG_PATTERN.fullmatch(value):
-        yield "must be lowercase letters and digits in hyphen-separated words, starting with a letter (e.g. realtime-service)"
+        yield (
+            "must be lowercase letters and digits in hyphen-separated words, "
+            "starting with a letter (e.g. realtime-service)"
+        )
     if name == "package_name":
         if not PACKAGE_PATTERN.fullmatch(value):
-            yield "must be a lowercase Python identifier: a letter, then letters, digits or underscores (e.g. realtime_service)"
+            yield (
+                "must be a lowercase Python identifier: a letter, then letters, digits "
+                "or underscores (e.g. realtime_service)"
+            )
         elif keyword.iskeyword(value):
             yield f"must not be a Python keyword ({value!r})"
         elif value in sys.stdlib_module_names:

@@ -16,7 +16,9 @@ from tests.combinations import TEMPLATE
 def bake(answers: Mapping[str, Any], output_dir: Path) -> Path:
     """Render the template with `answers` (the rest default) and return the project folder."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    project = cookiecutter(str(TEMPLATE), no_input=True, extra_context=dict(answers), output_dir=str(output_dir))
+    project = cookiecutter(
+        str(TEMPLATE), no_input=True, extra_context=dict(answers), output_dir=str(output_dir)
+    )
     return Path(project)
 
 
@@ -33,7 +35,9 @@ def project_env(project: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run(command: Sequence[str | Path], cwd: Path, *, timeout: float = 300, env: Mapping[str, str] | None = None) -> str:
+def run(
+    command: Sequence[str | Path], cwd: Path, *, timeout: float = 300, env: Mapping[str, str] | None = None
+) -> str:
     """Run a command to completion; fail the test with its output when it exits non-zero."""
     result = subprocess.run(
         [str(part) for part in command],

@@ -29,7 +29,11 @@ def toggles() -> list[str]:
 
 def choices() -> dict[str, list[str]]:
     """Every multiple-choice prompt and its values."""
-    return {name: values for name, values in PROMPTS.items() if isinstance(values, list) and not name.startswith("_")}
+    return {
+        name: values
+        for name, values in PROMPTS.items()
+        if isinstance(values, list) and not name.startswith("_")
+    }
 
 
 def _short(toggle: str) -> str:
@@ -61,7 +65,10 @@ class Combination:
 
 def _toggle_products() -> list[dict[str, Any]]:
     names = toggles()
-    return [dict(zip(names, values, strict=True)) for values in itertools.product([True, False], repeat=len(names))]
+    return [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product([True, False], repeat=len(names))
+    ]
 
 
 def supported() -> list[Combination]:
@@ -79,7 +86,11 @@ def supported() -> list[Combination]:
 
 def unsupported() -> list[Combination]:
     """The toggle combinations the hook must refuse."""
-    return [Combination(combination_id(a), a) for a in _toggle_products() if unsupported_combination(a) is not None]
+    return [
+        Combination(combination_id(a), a)
+        for a in _toggle_products()
+        if unsupported_combination(a) is not None
+    ]
 
 
 def main() -> None:

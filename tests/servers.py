@@ -24,7 +24,8 @@ def wait_until_serving(process: subprocess.Popen[str], url: str, deadline: float
     give_up = time.monotonic() + deadline
     while time.monotonic() < give_up:
         if process.poll() is not None:
-            raise AssertionError(f"server exited with {process.returncode} before serving:\n{process.stdout.read() if process.stdout else ''}")
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"server exited with {process.returncode} before serving:\n{output}")
         try:
             httpx.get(url, timeout=1.0)
         except httpx.TransportError:

@@ -59,7 +59,9 @@ def _residue(text: str) -> list[str]:
 
 
 def test_no_empty_file_or_folder_is_left(project: Path) -> None:
-    empty = [str(p.relative_to(project)) for p in project.rglob("*") if (p.is_file() and p.stat().st_size == 0)]
+    empty = [
+        str(p.relative_to(project)) for p in project.rglob("*") if (p.is_file() and p.stat().st_size == 0)
+    ]
     empty += [str(p.relative_to(project)) for p in project.rglob("*") if p.is_dir() and not any(p.iterdir())]
     assert empty == []
 

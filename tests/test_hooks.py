@@ -114,7 +114,9 @@ def _default_answers() -> dict[str, object]:
 
 
 @pytest.mark.parametrize("refused", unsupported(), ids=lambda c: c.id)
-def test_an_unsupported_combination_is_refused_naming_both_options(refused: Combination, tmp_path: Path) -> None:
+def test_an_unsupported_combination_is_refused_naming_both_options(
+    refused: Combination, tmp_path: Path
+) -> None:
     answers = [f"{k}={'true' if v else 'false'}" for k, v in refused.answers.items()]
     result = cookiecutter_cli(tmp_path, *answers)
     assert result.returncode != 0
@@ -126,8 +128,8 @@ def test_an_unsupported_combination_is_refused_naming_both_options(refused: Comb
 
 AWKWARD = {
     "project_name": 'Café "Quoted" O\'Brien \\ Ünïcødé 🚀',
-    "description": 'Says "hi", it\'s <b>bold</b> \\n not a newline, """triple""", émojis 🎉 and # hash * star',
-    "author_name": "Zoë O'Brien-Łukasz \\ \"Ed\"",
+    "description": 'Says "hi", it\'s <b>bold</b> \\n not a newline, """triple""", émojis 🎉, # hash * star',
+    "author_name": 'Zoë O\'Brien-Łukasz \\ "Ed"',
     "author_email": "zoë@exämple.org",
 }
 
@@ -149,7 +151,9 @@ def awkward_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_awkward_but_valid_answers_bake_into_valid_files(awkward_project: Path) -> None:
     pyproject = tomllib.loads((awkward_project / "pyproject.toml").read_text())
     assert pyproject["project"]["description"] == AWKWARD["description"]
-    assert pyproject["project"]["authors"] == [{"name": AWKWARD["author_name"], "email": AWKWARD["author_email"]}]
+    assert pyproject["project"]["authors"] == [
+        {"name": AWKWARD["author_name"], "email": AWKWARD["author_email"]}
+    ]
     for source in awkward_project.rglob("*.py"):
         ast.parse(source.read_text(), filename=str(source))
     answers = json.loads((awkward_project / ".cookiecutter.json").read_text())["cookiecutter"]
