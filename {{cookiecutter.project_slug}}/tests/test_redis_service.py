@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from redis import Redis
 
 from {{ cookiecutter.package_name }}.api.counters import KEY_PREFIX
@@ -114,7 +115,7 @@ def test_an_empty_redis_url_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_redis_url_that_names_no_redis_fails_naming_the_variable() -> None:
-    with pytest.raises(ValueError, match=r"redis_url[\s\S]*redis://, rediss:// or unix://"):
+    with pytest.raises(ValidationError, match=r"redis_url[\s\S]*redis://, rediss:// or unix://"):
         Settings(_env_file=None, redis_url="localhost:6379")
 
 
