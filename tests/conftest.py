@@ -45,7 +45,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "combination" in metafunc.fixturenames:
         metafunc.parametrize(
             "combination",
-            [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in selected(metafunc.config)],
+            [
+                pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
+                for c in selected(metafunc.config)
+            ],
         )
 
 
