@@ -1,4 +1,4 @@
-"""The template's own Python (hooks, suite, Jinja filters, benchmarks) is held to the bar it sets for bakes."""
+"""The template's own Python (hooks, suite, filters, benchmarks) meets the bar it sets for bakes."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ _Suspended = tuple[Coroutine[Any, Any, None], Any]
 
 
 @types.coroutine
-def _finish(step: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any, None]:
+def _finish(step: Coroutine[Any, Any, None], waiting_on: Any) -> Generator[Any, Any]:
     """Await `step`, a coroutine already started by hand and suspended on `waiting_on`.
 
     `offer` runs a send's first step synchronously; when it suspends, a task
