@@ -1,6 +1,6 @@
 """Benchmark the baked service's WebSocket fan-out against reference servers.
 
-    python benchmarks/run.py                      # everything (about 45 minutes)
+    python benchmarks/run.py                      # everything (about an hour on 2 cores)
     python benchmarks/run.py --quick              # every scenario at toy sizes (seconds)
     python benchmarks/run.py --scenario bursts --variants ceiling,ours --runs 5
 
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(execute(args, space, groups))
         else:
             uvloop.run(execute(args, space, groups))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Ctrl-C, or SIGTERM (see procs.install_cleanup)
         interrupted = True
         print("interrupted: reporting what finished", file=sys.stderr)
     finally:
