@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import select
 import socket
 from collections.abc import AsyncIterator
 
@@ -90,6 +91,36 @@ async def test_a_client_that_stops_reading_is_closed_with_1013_and_the_rest_get_
         assert reason == "too slow: 16 messages behind"
         for ws in readers:
             await ws.close()
+
+
+async def test_a_client_that_never_reads_again_has_its_connection_dropped() -> None:
+    # The close frame cannot reach a peer whose socket is full; after the
+    # send timeout the server must drop the TCP connection, not keep it open
+    # (with its kernel buffers) until the peer reads again, possibly never.
+    settings = Settings(_env_file=None, ws_queue_size=4, ws_send_timeout=0.2)
+    async with serve(create_app(settings)) as live:
+        stalled = await stalled_client(live.ws("/ws/firehose"))
+        pad = "x" * 4000
+        for n in range(5_000):
+            if live.hub.stats().clients == 0:
+                break
+            await live.hub.publish("firehose", json_text({"n": n, "pad": pad}), "test")
+            await asyncio.sleep(0)
+        assert live.hub.stats().clients == 0, "the stalled client was never dropped by the hub"
+        try:
+            # Wait, still without reading, for the reset to reach the client's socket.
+            assert await connection_reset(stalled)
+        finally:
+            stalled.transport.abort()
+
+
+async def connection_reset(ws: ClientConnection) -> bool:
+    """Whether the peer resets `ws`'s socket within WAIT seconds, without reading from it."""
+    sock = ws.transport.get_extra_info("socket")
+    poller = select.poll()
+    poller.register(sock.fileno(), 0)  # only POLLERR and POLLHUP, which are always reported
+    events = await asyncio.to_thread(poller.poll, WAIT * 1000)
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in events)
 
 
 async def test_clients_that_vanish_mid_fan_out_are_unregistered_and_leave_nothing(

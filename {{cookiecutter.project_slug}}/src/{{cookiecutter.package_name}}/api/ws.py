@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import struct
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -82,6 +84,28 @@ async def channel_socket(
         await serve(websocket, client, hub, settings)
         return
     await close(websocket, code, reason, settings.ws_send_timeout)
+
+
+def abort_connection(websocket: WebSocket) -> bool:
+    """Drop the TCP connection under `websocket` now, discarding unsent data.
+
+    When the app returns, uvicorn closes the transport gracefully, and
+    asyncio's graceful close waits for the write buffer to drain: for a peer
+    that stopped reading, forever, holding the socket and its kernel buffers.
+    Even an abort leaves the kernel waiting to send what it holds; a zero
+    linger time makes the close a reset that frees it at once. uvicorn's
+    `send` is a method of its protocol object, which owns the transport; a
+    server that exposes no transport is left to its own timeouts.
+    """
+    server_send = websocket.scope.get(SERVER_SEND)
+    transport = getattr(getattr(server_send, "__self__", None), "transport", None)
+    if not isinstance(transport, asyncio.Transport):
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
 
 
 async def serve(websocket: WebSocket, client: Client, hub: Hub, settings: Settings) -> None:
@@ -169,5 +193,8 @@ async def close(websocket: WebSocket, code: int, reason: str, deadline: float) -
     try:
         async with asyncio.timeout(deadline):
             await websocket.close(code, reason)
-    except (TimeoutError, WebSocketDisconnect, OSError, RuntimeError) as exc:
+    except TimeoutError:
+        aborted = abort_connection(websocket)
+        logger.info("close %d not sent in %gs; connection aborted: %s", code, deadline, aborted)
+    except (WebSocketDisconnect, OSError, RuntimeError) as exc:
         logger.debug("close %d not sent: %r", code, exc)
