@@ -42,13 +42,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # `@pytest.mark.only_with(use_redis=True)` narrows a test to the
+    # combinations with those answers.
     if "combination" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("only_with")
+        wanted = marker.kwargs if marker else {}
+        combos = [
+            c
+            for c in selected(metafunc.config)
+            if all(c.answers[name] == value for name, value in wanted.items())
+        ]
         metafunc.parametrize(
             "combination",
-            [
-                pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
-                for c in selected(metafunc.config)
-            ],
+            [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in combos],
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -45,3 +46,15 @@ def start_service(python: Path, project: Path, package: str, env: Mapping[str, s
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def stop_with_sigterm(process: subprocess.Popen[str], timeout: float = 15.0) -> str:
+    """SIGTERM the process and return its output; killed if it outlives `timeout`."""
+    try:
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return output

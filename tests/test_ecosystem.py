@@ -12,7 +12,6 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tomllib
@@ -38,7 +37,7 @@ from tests.ecosystem_checks import (
     workflow_run_lines,
 )
 from tests.environments import python_for
-from tests.servers import free_port, wait_until_serving
+from tests.servers import free_port, stop_with_sigterm, wait_until_serving
 
 TOOLS = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/ci.yml"
@@ -173,13 +172,9 @@ def test_the_image_build_cmd_and_healthcheck_work_when_run_without_docker(
         healthy = subprocess.run(
             healthcheck, cwd=workdir, env=env, capture_output=True, timeout=30, check=False
         )
-        assert healthy.returncode == 0, healthy.stderr
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=15)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        output = stop_with_sigterm(process)
+    assert healthy.returncode == 0, healthy.stderr
     assert "Application shutdown complete" in output
     stopped = subprocess.run(healthcheck, cwd=workdir, env=env, capture_output=True, timeout=30, check=False)
     assert stopped.returncode != 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,11 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests import environments
 from tests.bakery import package_name, project_env
 from tests.combinations import Combination
-from tests.conftest import Bakery, selected
-from tests.servers import free_port, start_service, wait_until_serving
+from tests.servers import free_port, start_service, stop_with_sigterm, wait_until_serving
 
 
 def test_the_app_serves_health_and_ready_and_stops_cleanly_on_sigterm(
@@ -30,33 +27,13 @@ def test_the_app_serves_health_and_ready_and_stops_cleanly_on_sigterm(
     assert "broadcasting in memory" not in output
 
 
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # `redis_combination`: the selected combinations that ship Redis, each in
-    # its xdist group, so the worker that baked it reuses the bake.
-    if "redis_combination" in metafunc.fixturenames:
-        metafunc.parametrize(
-            "redis_combination",
-            [
-                pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
-                for c in selected(metafunc.config)
-                if c.answers["use_redis"]
-            ],
-        )
-
-
-@pytest.fixture
-def redis_project(bakery: Bakery, redis_combination: Combination, tmp_path: Path) -> Path:
-    pristine = bakery.project(redis_combination)
-    return Path(shutil.copytree(pristine, tmp_path / pristine.name, symlinks=True))
-
-
+@pytest.mark.only_with(use_redis=True)
 def test_without_redis_url_a_redis_bake_serves_and_says_what_it_does_instead(
-    redis_project: Path, redis_combination: Combination
+    project: Path, python: Path, combination: Combination
 ) -> None:
-    python = environments.python_for(redis_combination.python_version)
     # Empty, as in .env.example: also hides a REDIS_URL this suite may run with.
-    output = _serve_then_stop(python, redis_project, {"REDIS_URL": ""})
-    if redis_combination.answers["use_websockets"]:
+    output = _serve_then_stop(python, project, {"REDIS_URL": ""})
+    if combination.answers["use_websockets"]:
         assert "REDIS_URL is not set: broadcasting in memory, to this process's clients only" in output
     assert "REDIS_URL is not set: no Redis client" in output
 
@@ -72,14 +49,10 @@ def _serve_then_stop(python: Path, project: Path, extra_env: Mapping[str, str]) 
         wait_until_serving(process, f"http://127.0.0.1:{port}/health")
         health = httpx.get(f"http://127.0.0.1:{port}/health")
         ready = httpx.get(f"http://127.0.0.1:{port}/ready")
-        assert (health.status_code, health.json()) == (200, {"status": "ok"})
-        assert ready.status_code == 200, ready.text
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=15)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        output = stop_with_sigterm(process)
+    assert (health.status_code, health.json()) == (200, {"status": "ok"}), output
+    assert ready.status_code == 200, ready.text
     # uvicorn re-raises SIGTERM after a clean shutdown, so that is the exit status.
     assert process.returncode == -signal.SIGTERM, output
     assert "Application shutdown complete" in output
