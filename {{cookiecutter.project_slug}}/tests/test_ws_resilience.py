@@ -93,6 +93,15 @@ async def test_a_client_that_stops_reading_is_closed_with_1013_and_the_rest_get_
             await ws.close()
 
 
+# uvicorn runs on uvloop when it is installed (as it is by uvicorn[standard]),
+# and uvloop's transports are not asyncio's: check both.
+@pytest.mark.parametrize(
+    "anyio_backend",
+    [
+        pytest.param("asyncio", id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ],
+)
 async def test_a_client_that_never_reads_again_has_its_connection_dropped() -> None:
     # The close frame cannot reach a peer whose socket is full; after the
     # send timeout the server must drop the TCP connection, not keep it open

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import socket
 import struct
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -98,8 +99,9 @@ def abort_connection(websocket: WebSocket) -> bool:
     server that exposes no transport is left to its own timeouts.
     """
     server_send = websocket.scope.get(SERVER_SEND)
-    transport = getattr(getattr(server_send, "__self__", None), "transport", None)
-    if not isinstance(transport, asyncio.Transport):
+    transport: Any = getattr(getattr(server_send, "__self__", None), "transport", None)
+    # Duck-typed: uvloop's transports do not derive from asyncio.Transport.
+    if not (hasattr(transport, "abort") and hasattr(transport, "get_extra_info")):
         return False
     sock = transport.get_extra_info("socket")
     if sock is not None:
