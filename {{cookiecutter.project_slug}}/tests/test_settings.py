@@ -33,3 +33,10 @@ def test_logging_config_routes_this_package_to_uvicorns_handler() -> None:
     config = logging_config("warning")
     package_logger = config["loggers"]["{{ cookiecutter.package_name }}"]
     assert package_logger == {"handlers": ["default"], "level": "WARNING", "propagate": False}
+
+
+def test_env_example_lists_every_setting_with_its_default() -> None:
+    example = Path(__file__).parent.parent / ".env.example"
+    lines = [line for line in example.read_text().splitlines() if line and not line.startswith("#")]
+    assert {line.split("=", 1)[0].lower() for line in lines} == set(Settings.model_fields)
+    assert Settings(_env_file=example) == Settings(_env_file=None)
