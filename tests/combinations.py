@@ -7,11 +7,15 @@ matrix as JSON for CI (`fromJSON` in a GitHub Actions matrix).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cookiecutter.generate import generate_context
+from cookiecutter.prompt import prompt_for_config
 
 from hooks.pre_gen_project import unsupported_combination
 
@@ -40,6 +44,18 @@ def _short(toggle: str) -> str:
     return _SHORT_NAMES.get(toggle, toggle.removeprefix("use_"))
 
 
+@functools.cache
+def _rendered_defaults() -> dict[str, Any]:
+    context = generate_context(str(TEMPLATE / "cookiecutter.json"))
+    rendered = prompt_for_config(context, no_input=True)
+    return {name: value for name, value in rendered.items() if not name.startswith("_")}
+
+
+def default_answers() -> dict[str, Any]:
+    """Every prompt's answer in a `--no-input` bake, derived names rendered by cookiecutter itself."""
+    return dict(_rendered_defaults())
+
+
 def _choice_label(name: str, value: str) -> str:
     return "py" + value.replace(".", "") if name == "python_version" else value.lower()
 
@@ -59,8 +75,13 @@ class Combination:
     answers: dict[str, Any] = field(hash=False)
 
     @property
+    def full_answers(self) -> dict[str, Any]:
+        """Every prompt's answer in this bake: the defaults, overridden by this combination's."""
+        return default_answers() | self.answers
+
+    @property
     def python_version(self) -> str:
-        return str(self.answers.get("python_version", PROMPTS["python_version"][0]))
+        return str(self.full_answers["python_version"])
 
 
 def _toggle_products() -> list[dict[str, Any]]:

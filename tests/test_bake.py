@@ -6,6 +6,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -67,7 +68,8 @@ def test_no_empty_file_or_folder_is_left(project: Path) -> None:
 
 
 def test_each_option_keeps_its_files_and_drops_the_others(project: Path, combination: Combination) -> None:
-    answers = {**_defaults(), **combination.answers, "package_name": package_name(project)}
+    answers = combination.full_answers
+    assert package_name(project) == answers["package_name"]
     missing = [p for p in (*included_paths(answers), *_always(answers)) if not (project / p).exists()]
     leftover = [p for p in excluded_paths(answers) if (project / p).exists()]
     assert missing == []
@@ -110,13 +112,5 @@ def test_the_baked_projects_own_tests_pass(project: Path, python: Path) -> None:
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env, timeout=600)
 
 
-def _defaults() -> dict[str, object]:
-    from tests.combinations import PROMPTS, choices
-
-    return {name: values[0] for name, values in choices().items()} | {
-        k: v for k, v in PROMPTS.items() if isinstance(v, bool)
-    }
-
-
-def _always(answers: dict[str, object]) -> list[str]:
+def _always(answers: dict[str, Any]) -> list[str]:
     return [p.format(package=answers["package_name"]) for p in ALWAYS_PRESENT]

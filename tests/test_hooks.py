@@ -14,7 +14,7 @@ import pytest
 from hooks.post_gen_project import LICENSE_DIR, LICENSE_FILES, MANIFEST
 from hooks.pre_gen_project import TOGGLES, InvalidAnswer, validate
 from tests.bakery import bake, project_env, run
-from tests.combinations import PROMPTS, TEMPLATE, Combination, toggles, unsupported
+from tests.combinations import TEMPLATE, Combination, default_answers, toggles, unsupported
 
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 
@@ -93,24 +93,13 @@ def test_a_hostile_answer_is_refused_naming_the_prompt_and_nothing_is_written(
 def test_template_syntax_in_an_answer_is_refused() -> None:
     # Cookiecutter renders answers given on the command line, so this reaches
     # the hook only when typed at a prompt: test the rule itself.
-    answers = {**_default_answers(), "project_name": "{" + "{ 7 * 7 }" + "}"}
+    answers = {**default_answers(), "project_name": "{" + "{ 7 * 7 }" + "}"}
     with pytest.raises(InvalidAnswer, match="project_name: must not contain template syntax"):
         validate(answers)
 
 
 def test_the_default_answers_are_valid() -> None:
-    validate(_default_answers())
-
-
-def _default_answers() -> dict[str, object]:
-    answers: dict[str, object] = {
-        name: value[0] if isinstance(value, list) else value
-        for name, value in PROMPTS.items()
-        if not name.startswith("_")
-    }
-    answers["project_slug"] = "realtime-service"
-    answers["package_name"] = "realtime_service"
-    return answers
+    validate(default_answers())
 
 
 @pytest.mark.parametrize("refused", unsupported(), ids=lambda c: c.id)
