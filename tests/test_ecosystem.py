@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.bakery import bake, package_name, run
-from tests.combinations import PROMPTS, TEMPLATE, Combination, supported, toggles
+from tests.combinations import TEMPLATE, Combination, default_answers, supported, toggles
 from tests.conftest import Bakery, selected
 from tests.ecosystem_checks import (
     code_snippets,
@@ -41,7 +41,7 @@ from tests.servers import free_port, stop_with_sigterm, wait_until_serving
 
 TOOLS = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/ci.yml"
-DEFAULT_PYTHON = str(PROMPTS["python_version"][0])
+DEFAULT_PYTHON = str(default_answers()["python_version"])
 
 
 def _edge_combinations() -> list[Combination]:
