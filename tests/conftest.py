@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,14 +84,22 @@ def project(bakery: Bakery, combination: Combination, tmp_path: Path) -> Path:
     return Path(shutil.copytree(pristine, tmp_path / pristine.name, symlinks=True))
 
 
-@pytest.fixture
-def mypy_cache(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A mypy cache shared by this worker's runs for one Python version.
+def mypy_cache_for(tmp_path_factory: pytest.TempPathFactory, version: str) -> Path:
+    """The mypy cache for one Python version, shared by every xdist worker of this run.
 
     Checking FastAPI, Starlette, pydantic and redis-py is most of a cold run;
-    mypy re-checks whatever changed (each bake's own modules) and reuses the rest.
+    mypy re-checks whatever changed (each bake's own modules) and reuses the
+    rest. mypy replaces cache files atomically, so workers can share one.
     """
-    return tmp_path_factory.getbasetemp() / f"mypy-cache-py{combination.python_version}"
+    run_root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_root = run_root.parent  # each worker's basetemp sits in the run's
+    return run_root / f"mypy-cache-py{version}"
+
+
+@pytest.fixture
+def mypy_cache(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return mypy_cache_for(tmp_path_factory, combination.python_version)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import yaml
 
 from tests.bakery import bake, package_name, run
 from tests.combinations import TEMPLATE, Combination, default_answers, supported, toggles
-from tests.conftest import Bakery, selected
+from tests.conftest import Bakery, mypy_cache_for, selected
 from tests.ecosystem_checks import (
     code_snippets,
     commands,
@@ -271,9 +271,9 @@ def test_pre_commit_passes_on_a_fresh_git_repository_of_the_bake(
     env = _clean_env(
         PATH=bare_path,
         PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
-        # The worker's mypy cache for this Python (conftest's `mypy_cache`):
-        # the libraries are checked once, the bake's own modules every time.
-        MYPY_CACHE_DIR=str(tmp_path_factory.getbasetemp() / f"mypy-cache-py{edge.python_version}"),
+        # The run's mypy cache for this Python: the libraries are checked once,
+        # the bake's own modules every time.
+        MYPY_CACHE_DIR=str(mypy_cache_for(tmp_path_factory, edge.python_version)),
         **_git_identity(tmp_path),
     )
     run(["git", "init", "--quiet"], repository, env=env)

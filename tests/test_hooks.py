@@ -10,11 +10,15 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from cookiecutter.cli import main as cookiecutter_main
 
 from hooks.post_gen_project import LICENSE_DIR, LICENSE_FILES, MANIFEST
 from hooks.pre_gen_project import TOGGLES, InvalidAnswer, validate
 from tests.bakery import bake, project_env, run
 from tests.combinations import TEMPLATE, Combination, default_answers, toggles, unsupported
+from tests.conftest import mypy_cache_for
+from tests.environments import running_version
 
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 
@@ -28,6 +32,24 @@ def cookiecutter_cli(output_dir: Path, *answers: str) -> subprocess.CompletedPro
         timeout=120,
         check=False,
     )
+
+
+def cookiecutter_command(
+    output_dir: Path, capfd: pytest.CaptureFixture[str], *answers: str
+) -> tuple[int, str, str]:
+    """The same command line, parsed and run by cookiecutter's own `main` in this process.
+
+    Dozens of refusals through a fresh interpreter each would cost more than
+    the rest of the hook tests; the hook itself still runs as its own process,
+    as it does for a user. Returns the exit status, cookiecutter's own output,
+    and what the hook printed on stderr.
+    """
+    result = CliRunner().invoke(
+        cookiecutter_main, ["--no-input", str(TEMPLATE), "-o", str(output_dir), *answers]
+    )
+    # What escapes cookiecutter's main reaches a user as a traceback ending in this.
+    output = result.output + (f"{result.exception!r}" if result.exception else "")
+    return result.exit_code, output, capfd.readouterr().err
 
 
 HOSTILE = {
@@ -71,23 +93,42 @@ HOSTILE = {
 }
 
 
+# Choices and booleans are checked by cookiecutter itself, before the hook,
+# with a message naming the prompt.
+REFUSED_BY_COOKIECUTTER = {"python_version", "license", "use_redis"}
+
+
 @pytest.mark.parametrize(("prompt", "value"), list(HOSTILE.values()), ids=list(HOSTILE))
 def test_a_hostile_answer_is_refused_naming_the_prompt_and_nothing_is_written(
-    prompt: str, value: str, tmp_path: Path
+    prompt: str, value: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = cookiecutter_cli(tmp_path, f"{prompt}={value}")
-    assert result.returncode != 0
+    status, output, hook_errors = cookiecutter_command(tmp_path, capfd, f"{prompt}={value}")
+    assert status != 0
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
     if (prompt, value) == ("project_slug", ""):
         # An empty slug names the output folder itself: cookiecutter refuses it
         # before any hook runs, without naming the prompt.
-        assert "already exists" in result.stdout + result.stderr
+        assert "already exists" in output
         return
-    assert prompt in result.stderr + result.stdout
+    if prompt in REFUSED_BY_COOKIECUTTER:
+        assert hook_errors == ""
+        assert prompt in output
+        return
+    [line] = hook_errors.splitlines()
+    assert line.startswith(f"ERROR: {prompt}: "), line
     if "/" not in value:
         assert list(tmp_path.iterdir()) == []
     # A slug with "/" makes cookiecutter create the parent folder before the hook
     # runs; cookiecutter removes only the project folder itself on rejection.
+
+
+def test_the_command_line_refuses_a_hostile_answer_in_one_line_and_exits_non_zero(tmp_path: Path) -> None:
+    # Once through a real process, as a user runs it: exit status and streams.
+    result = cookiecutter_cli(tmp_path, "package_name=class")
+    assert result.returncode != 0
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    assert "package_name" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_template_syntax_in_an_answer_is_refused() -> None:
@@ -104,12 +145,13 @@ def test_the_default_answers_are_valid() -> None:
 
 @pytest.mark.parametrize("refused", unsupported(), ids=lambda c: c.id)
 def test_an_unsupported_combination_is_refused_naming_both_options(
-    refused: Combination, tmp_path: Path
+    refused: Combination, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     answers = [f"{k}={'true' if v else 'false'}" for k, v in refused.answers.items()]
-    result = cookiecutter_cli(tmp_path, *answers)
-    assert result.returncode != 0
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("ERROR:")]
+    status, _, hook_errors = cookiecutter_command(tmp_path, capfd, *answers)
+    assert status != 0
+    [line] = hook_errors.splitlines()
+    assert line.startswith("ERROR: ")
     assert "use_redis" in line
     assert "use_lifespan" in line
     assert list(tmp_path.iterdir()) == []
@@ -157,11 +199,14 @@ def test_awkward_answers_reach_the_running_code_unchanged(awkward_project: Path)
     assert output.strip() == AWKWARD["project_name"]
 
 
-def test_awkward_bake_passes_lint_and_types(awkward_project: Path, tmp_path: Path) -> None:
+def test_awkward_bake_passes_lint_and_types(
+    awkward_project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], awkward_project)
     run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."], awkward_project)
     env = project_env(awkward_project)
-    run([sys.executable, "-m", "mypy", "--cache-dir", tmp_path / "mypy"], awkward_project, env=env)
+    cache = mypy_cache_for(tmp_path_factory, running_version())
+    run([sys.executable, "-m", "mypy", "--cache-dir", cache], awkward_project, env=env)
 
 
 def test_every_manifest_path_exists_in_the_template() -> None:
