@@ -80,6 +80,11 @@ class Combination:
         return default_answers() | self.answers
 
     @property
+    def is_default(self) -> bool:
+        """Whether this is the `--no-input` bake: every answer the default."""
+        return self.full_answers == default_answers()
+
+    @property
     def python_version(self) -> str:
         return str(self.full_answers["python_version"])
 
@@ -99,9 +104,13 @@ def supported() -> list[Combination]:
     so each value is baked at least once without multiplying the matrix.
     """
     combos = [answers for answers in _toggle_products() if unsupported_combination(answers) is None]
+    # The default toggles keep the default choices too: that combination is
+    # the bake a `--no-input` user gets.
+    defaults = default_answers()
+    takers = [answers for answers in combos if any(answers[t] != defaults[t] for t in toggles())]
     assignments = [(name, value) for name, values in choices().items() for value in values[1:]]
     for index, (name, value) in enumerate(assignments):
-        combos[(index * 3 + 1) % len(combos)][name] = value
+        takers[(index * 3 + 1) % len(takers)][name] = value
     return [Combination(combination_id(a), a) for a in combos]
 
 

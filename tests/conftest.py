@@ -6,6 +6,7 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
@@ -13,7 +14,8 @@ import pytest
 
 from tests import environments
 from tests.bakery import bake
-from tests.combinations import TEMPLATE, Combination, supported
+from tests.combinations import TEMPLATE, Combination, supported, toggles
+from tests.shared import once_per_run, run_folder
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -34,6 +36,13 @@ def selected(config: pytest.Config) -> list[Combination]:
     return [c for c in combos if not wanted or c.id in wanted]
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    # `-n auto`: one worker more than cores. About a third of the suite's time
+    # is spent waiting on real processes (servers starting and stopping,
+    # timeouts under test); a spare worker keeps the cores busy meanwhile.
+    return (os.cpu_count() or 1) + 1
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Only the controlling process builds environments; xdist workers find them ready.
     if hasattr(config, "workerinput"):
@@ -44,62 +53,83 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # `@pytest.mark.only_with(use_redis=True)` narrows a test to the
-    # combinations with those answers.
+    # combinations with those answers; `@pytest.mark.default_bake(False)` to
+    # every combination but the `--no-input` one (True: that one alone).
     if "combination" in metafunc.fixturenames:
-        marker = metafunc.definition.get_closest_marker("only_with")
-        wanted = marker.kwargs if marker else {}
+        only_with = metafunc.definition.get_closest_marker("only_with")
+        wanted = only_with.kwargs if only_with else {}
+        default_bake = metafunc.definition.get_closest_marker("default_bake")
         combos = [
             c
             for c in selected(metafunc.config)
             if all(c.answers[name] == value for name, value in wanted.items())
+            and (default_bake is None or c.is_default == default_bake.args[0])
         ]
-        metafunc.parametrize(
-            "combination",
-            [pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id)) for c in combos],
-        )
+        metafunc.parametrize("combination", [pytest.param(c, id=c.id) for c in combos])
 
 
-class Bakery:
-    """Bakes each combination once per worker process and hands out the same folder."""
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Longest first: xdist hands tests out in this order as workers free up,
+    # so the short ones fill in around the long ones at the end instead of
+    # one worker finishing a long test while the others idle.
+    firsts: set[tuple[str, str]] = set()
+    order: dict[str, tuple[bool, int]] = {}
+    for item in items:
+        combination = _combination_of(item)
+        long_running = item.get_closest_marker("long_running")
+        if long_running and long_running.kwargs.get("first_per_python") and combination:
+            # Only the first of this test per Python version is long (it fills a cache).
+            first = (item.nodeid.partition("[")[0], combination.python_version)
+            if first in firsts:
+                long_running = None
+            firsts.add(first)
+        # Among long tests, a bake with more features has more to do.
+        features = sum(combination.answers[t] for t in toggles()) if combination else len(toggles())
+        order[item.nodeid] = (long_running is None, -features if long_running else 0)
+    items.sort(key=lambda item: order[item.nodeid])
 
-    def __init__(self, root: Path) -> None:
-        self._root = root
-        self._projects: dict[str, Path] = {}
 
-    def project(self, combination: Combination) -> Path:
-        if combination.id not in self._projects:
-            self._projects[combination.id] = bake(combination.answers, self._root / combination.id)
-        return self._projects[combination.id]
+def _combination_of(item: pytest.Item) -> Combination | None:
+    callspec = getattr(item, "callspec", None)
+    combination = callspec.params.get("combination") if callspec else None
+    return combination if isinstance(combination, Combination) else None
 
 
-@pytest.fixture(scope="session")
-def bakery(tmp_path_factory: pytest.TempPathFactory) -> Bakery:
-    return Bakery(tmp_path_factory.mktemp("bakes"))
+def baked(tmp_path_factory: pytest.TempPathFactory, combination: Combination) -> Path:
+    """This combination's bake, made once per run and shared: never change it, copy it."""
+    folder = run_folder(tmp_path_factory) / "bakes" / combination.id
+    with once_per_run(folder.with_name(f"{combination.id}.done")) as first:
+        if first:
+            bake(combination.answers, folder)
+    [project] = folder.iterdir()
+    return project
 
 
 @pytest.fixture
-def project(bakery: Bakery, combination: Combination, tmp_path: Path) -> Path:
+def project(combination: Combination, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
     """A private copy of this combination's bake: what one test's tools write, the next never sees."""
-    pristine = bakery.project(combination)
+    pristine = baked(tmp_path_factory, combination)
     return Path(shutil.copytree(pristine, tmp_path / pristine.name, symlinks=True))
 
 
-def mypy_cache_for(tmp_path_factory: pytest.TempPathFactory, version: str) -> Path:
-    """The mypy cache for one Python version, shared by every xdist worker of this run.
+@contextmanager
+def shared_mypy_cache(tmp_path_factory: pytest.TempPathFactory, version: str) -> Iterator[Path]:
+    """The mypy cache for one Python version, shared by every worker of this run.
 
     Checking FastAPI, Starlette, pydantic and redis-py is most of a cold run;
     mypy re-checks whatever changed (each bake's own modules) and reuses the
-    rest. mypy replaces cache files atomically, so workers can share one.
+    rest. The first run fills the cache alone; later ones share it (mypy
+    replaces its files atomically).
     """
-    run_root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        run_root = run_root.parent  # each worker's basetemp sits in the run's
-    return run_root / f"mypy-cache-py{version}"
+    cache = run_folder(tmp_path_factory) / f"mypy-cache-py{version}"
+    with once_per_run(cache.with_name(f"{cache.name}.filled")):
+        yield cache
 
 
 @pytest.fixture
-def mypy_cache(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return mypy_cache_for(tmp_path_factory, combination.python_version)
+def mypy_cache(combination: Combination, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with shared_mypy_cache(tmp_path_factory, combination.python_version) as cache:
+        yield cache
 
 
 @pytest.fixture

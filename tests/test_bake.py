@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from hooks.post_gen_project import LICENSE_DIR, excluded_paths, included_paths
@@ -103,10 +104,16 @@ def test_ruff_lint_and_format_pass(project: Path, python: Path) -> None:
     run([python, "-m", "ruff", "format", "--check", "--no-cache", "."], project)
 
 
+# The first run per Python version checks the libraries too (~10 s).
+@pytest.mark.long_running(first_per_python=True)
 def test_mypy_strict_passes(project: Path, python: Path, mypy_cache: Path) -> None:
     run([python, "-m", "mypy", "--cache-dir", mypy_cache], project, env=project_env(project))
 
 
+# The `--no-input` bake's suite runs the README's way, through uv, in
+# test_ecosystem.py (test_the_readme_uv_commands_set_up_and_test_the_default_bake).
+@pytest.mark.long_running
+@pytest.mark.default_bake(False)
 def test_the_baked_projects_own_tests_pass(project: Path, python: Path) -> None:
     env = {k: v for k, v in project_env(project).items() if not k.startswith(("PYTEST_", "COV_"))}
     run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], project, env=env, timeout=600)

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 RUN = REPO / "benchmarks" / "run.py"
 
@@ -32,6 +34,7 @@ def processes_inside(folder: Path) -> list[int]:
     return found
 
 
+@pytest.mark.long_running
 def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tmp_path: Path) -> None:
     report_path = tmp_path / "report.json"
     workdir = tmp_path / "work"

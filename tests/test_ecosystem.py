@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.bakery import bake, package_name, run
+from tests.bakery import package_name, run
 from tests.combinations import TEMPLATE, Combination, default_answers, supported, toggles
-from tests.conftest import Bakery, mypy_cache_for, selected
+from tests.conftest import baked, selected, shared_mypy_cache
 from tests.ecosystem_checks import (
     code_snippets,
     commands,
@@ -51,23 +51,17 @@ def _edge_combinations() -> list[Combination]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    # `edge` runs on the all-on and all-off combinations only, in the xdist
-    # group of the combination, so the worker that baked it reuses the bake.
+    # `edge` runs on the all-on and all-off combinations only.
     if "edge" in metafunc.fixturenames:
         wanted = {c.id for c in selected(metafunc.config)}
         metafunc.parametrize(
-            "edge",
-            [
-                pytest.param(c, id=c.id, marks=pytest.mark.xdist_group(c.id))
-                for c in _edge_combinations()
-                if c.id in wanted
-            ],
+            "edge", [pytest.param(c, id=c.id) for c in _edge_combinations() if c.id in wanted]
         )
 
 
 @pytest.fixture
-def edge_project(bakery: Bakery, edge: Combination) -> Path:
-    return bakery.project(edge)
+def edge_project(tmp_path_factory: pytest.TempPathFactory, edge: Combination) -> Path:
+    return baked(tmp_path_factory, edge)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -268,23 +262,25 @@ def test_pre_commit_passes_on_a_fresh_git_repository_of_the_bake(
         if not any((Path(folder) / tool).exists() for tool in ("ruff", "mypy"))
     )
     assert shutil.which("ruff", path=bare_path) is None
-    env = _clean_env(
-        PATH=bare_path,
-        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
-        # The run's mypy cache for this Python: the libraries are checked once,
-        # the bake's own modules every time.
-        MYPY_CACHE_DIR=str(mypy_cache_for(tmp_path_factory, edge.python_version)),
-        **_git_identity(tmp_path),
-    )
-    run(["git", "init", "--quiet"], repository, env=env)
-    run(["git", "add", "--all"], repository, env=env)
-    (repository / ".venv").symlink_to(python_for(edge.python_version).parent.parent, target_is_directory=True)
-    run(
-        [TOOLS / "pre-commit", "run", "--all-files", "--show-diff-on-failure"],
-        repository,
-        env=env,
-        timeout=300,
-    )
+    with shared_mypy_cache(tmp_path_factory, edge.python_version) as mypy_cache:
+        env = _clean_env(
+            PATH=bare_path,
+            PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
+            # The run's mypy cache for this Python: the libraries are checked
+            # once, the bake's own modules every time.
+            MYPY_CACHE_DIR=str(mypy_cache),
+            **_git_identity(tmp_path),
+        )
+        run(["git", "init", "--quiet"], repository, env=env)
+        run(["git", "add", "--all"], repository, env=env)
+        venv = python_for(edge.python_version).parent.parent
+        (repository / ".venv").symlink_to(venv, target_is_directory=True)
+        run(
+            [TOOLS / "pre-commit", "run", "--all-files", "--show-diff-on-failure"],
+            repository,
+            env=env,
+            timeout=300,
+        )
 
 
 def _git_identity(tmp_path: Path) -> dict[str, str]:
@@ -325,7 +321,7 @@ def _template_copy(destination: Path) -> Path:
     return destination
 
 
-@pytest.mark.xdist_group("cruft")
+@pytest.mark.long_running
 def test_cruft_update_brings_a_template_change_into_a_baked_project(tmp_path: Path) -> None:
     env = _clean_env(**_git_identity(tmp_path))
     template = _template_copy(tmp_path / "template")
@@ -382,34 +378,43 @@ def _tree(root: Path) -> set[str]:
 # --- The README's two commands, for real ------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def default_bake(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bake a user gets by accepting every default."""
-    return bake({}, tmp_path_factory.mktemp("default"))
+    [default] = [c for c in supported() if c.is_default]
+    return baked(tmp_path_factory, default)
 
 
 def _readme_commands(project: Path) -> list[str]:
     return commands(code_snippets((project / "README.md").read_text()))
 
 
-@pytest.mark.xdist_group("readme-uv")
-def test_the_readme_uv_commands_set_up_and_test_the_default_bake(default_bake: Path, tmp_path: Path) -> None:
-    """Slow (15-40 s): uv resolves, installs and runs the baked suite; it may reach PyPI past its cache."""
-    project = _copy_bake(default_bake, tmp_path)
+@pytest.mark.long_running
+@pytest.mark.default_bake(True)
+def test_the_readme_uv_commands_set_up_and_test_the_default_bake(
+    project: Path, combination: Combination
+) -> None:
+    """The `--no-input` bake's own suite, run the README's way: uv resolves, installs and runs it.
+
+    This is that combination's run of its own tests (test_bake runs every
+    other combination's in the suite's environments). Slow (15-40 s); uv may
+    reach PyPI past its cache.
+    """
     readme = _readme_commands(project)
-    env = _clean_env(UV_PYTHON=str(python_for(DEFAULT_PYTHON)))
+    env = _clean_env(UV_PYTHON=str(python_for(combination.python_version)))
     for command in ("uv sync --extra dev", "uv run pytest"):
         assert command in readme
         run(shlex.split(command), project, env=env, timeout=300)
 
 
-@pytest.mark.xdist_group("readme-pip")
+@pytest.mark.long_running
 def test_the_readme_pip_commands_set_up_and_test_the_default_bake(default_bake: Path, tmp_path: Path) -> None:
-    """Slow: `python -m venv .venv`, the README's `pip install`, then `pytest` in the activated venv.
+    """`python -m venv .venv`, the README's `pip install` by pip itself, then `pytest` in the activated venv.
 
-    Under CI (CI=true) pip itself installs (about a minute on 2 cores); on a
-    developer's machine `uv pip` runs the same install of the same project
-    into the same venv, in seconds.
+    pip resolving and downloading every dependency from scratch takes most of
+    a minute on 2 cores, so uv first puts the same requirements into the venv,
+    as a warm download cache would; pip then checks them against the
+    project's metadata, builds the project and installs it, as for a user.
     """
     project = _copy_bake(default_bake, tmp_path)
     readme = _readme_commands(project)
@@ -417,16 +422,12 @@ def test_the_readme_pip_commands_set_up_and_test_the_default_bake(default_bake: 
     assert ". .venv/bin/activate" in readme
     [install] = [shlex.split(c) for c in readme if c.startswith("pip install")]
     assert install == ["pip", "install", "-e", ".[dev]"]
-    python = python_for(DEFAULT_PYTHON)
     venv = project / ".venv"
     activated = _clean_env(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
-    if os.environ.get("CI"):
-        run([python, "-m", "venv", ".venv"], project)
-        run([*install, "--disable-pip-version-check", "--quiet"], project, env=activated, timeout=600)
-    else:
-        # uv needs no pip inside the venv; bootstrapping one costs seconds.
-        run([python, "-m", "venv", "--without-pip", ".venv"], project)
-        run(["uv", "pip", "install", "--quiet", *install[2:]], project, env=activated, timeout=300)
+    run([python_for(DEFAULT_PYTHON), "-m", "venv", ".venv"], project)
+    run(["uv", "pip", "install", "--quiet", *install[2:]], project, env=activated, timeout=300)
+    pip = run([*install, "--disable-pip-version-check"], project, env=activated, timeout=600)
+    assert f"Successfully installed {project.name}" in pip, pip
     run(["pytest", "-q", "-p", "no:cacheprovider"], project, env=activated, timeout=300)
 
 

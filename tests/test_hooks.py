@@ -17,7 +17,7 @@ from hooks.post_gen_project import LICENSE_DIR, LICENSE_FILES, MANIFEST
 from hooks.pre_gen_project import TOGGLES, InvalidAnswer, validate
 from tests.bakery import bake, project_env, run
 from tests.combinations import TEMPLATE, Combination, default_answers, toggles, unsupported
-from tests.conftest import mypy_cache_for
+from tests.conftest import shared_mypy_cache
 from tests.environments import running_version
 
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
@@ -205,8 +205,8 @@ def test_awkward_bake_passes_lint_and_types(
     run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], awkward_project)
     run([sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."], awkward_project)
     env = project_env(awkward_project)
-    cache = mypy_cache_for(tmp_path_factory, running_version())
-    run([sys.executable, "-m", "mypy", "--cache-dir", cache], awkward_project, env=env)
+    with shared_mypy_cache(tmp_path_factory, running_version()) as cache:
+        run([sys.executable, "-m", "mypy", "--cache-dir", cache], awkward_project, env=env)
 
 
 def test_every_manifest_path_exists_in_the_template() -> None:

@@ -1,0 +1,40 @@
+"""Work done once per test run and shared by every xdist worker: bakes, mypy caches.
+
+Workers are separate processes, so "once" is a file lock in the run's
+temporary folder: the first worker to ask does the work while holding it,
+the others wait for it and then reuse the result.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The temporary folder of this whole run (a worker's own sits inside it)."""
+    root = tmp_path_factory.getbasetemp()
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+@contextmanager
+def once_per_run(done: Path) -> Iterator[bool]:
+    """True inside the block for the first caller, who holds the lock until the block ends.
+
+    `done` is created when the first caller's block completes; a block that
+    fails leaves the work to the next caller.
+    """
+    done.parent.mkdir(parents=True, exist_ok=True)
+    with done.with_name(done.name + ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            yield False
+            return
+        yield True
+        done.touch()
