@@ -101,6 +101,8 @@ class Group:
                 _at_most("healthy p99 <= 1.5x no-slow run", row.median("p99_vs_no_slow"), 1.5),
                 _below("memory growth < 10 MiB", row.median("memory_growth_mib"), 10.0),
             ]
+        if self.kind == "suite":
+            return [_below("whole matrix < 90 s", row.median("wall_s"), 90.0)]
         if self.kind == "http" and variant != self.reference:
             return [
                 _at_least("req/s >= 0.9x bare FastAPI", self.ratio(variant, "requests_per_s"), 0.9)
@@ -269,6 +271,18 @@ def _goal_text(goals: list[Goal]) -> str:
     return "; ".join(parts)
 
 
+def _stage_lines(stages: dict[str, dict[str, float]], shown: int = 10) -> list[str]:
+    """The longest stages of a suite run: seconds summed over tests and workers."""
+    total = sum(stage["seconds"] for stage in stages.values()) or 1.0
+    lines = ["  stages (test seconds summed over workers, share of all test time):"]
+    for name, stage in list(stages.items())[:shown]:
+        lines.append(
+            f"    {stage['seconds']:6.1f} s {stage['seconds'] / total:4.0%}"
+            f"  {name} x{stage['tests']:.0f}"
+        )
+    return lines
+
+
 def render(group: Group) -> str:
     """The group as a plain-text table, one line per variant, goals at the end of each line."""
     columns = COLUMNS[group.kind]
@@ -285,6 +299,8 @@ def render(group: Group) -> str:
             notes.append(f"  {row.variant}: {goals}")
         for error, count in Counter(row.errors).items():
             notes.append(f"  {row.variant}: {count} run(s) failed: {error}")
+        if group.kind == "suite" and row.runs:
+            notes.extend(_stage_lines(row.runs[-1].get("stages", {})))
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     out = [f"== {group.scenario}: {group.label} =="]
     for line in [header, *lines]:

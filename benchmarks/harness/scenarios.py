@@ -11,10 +11,12 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 from websockets.asyncio.client import ClientConnection
@@ -328,28 +330,48 @@ async def redis_recovery(space: Workspace, clients: int, down: float, timeout: f
 
 
 def suite_run(template: Path, timeout: float) -> Figures:
-    """Wall time of the template's own suite: `pytest -n auto` in the template repository."""
+    """Wall time of the template's own suite (its own addopts: `-n auto`), and where it goes.
+
+    Stages are the suite's test functions, their durations summed over every
+    parametrization and worker (from pytest's JUnit XML): time spent, not wall.
+    """
     start = time.monotonic()
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider"],
-            cwd=template,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return {
-            "wall_s": time.monotonic() - start,
-            "exit_code": None,
-            "summary": f"timed out after {timeout}s",
-        }
+    with tempfile.TemporaryDirectory() as scratch:
+        junit = Path(scratch) / "suite.xml"
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", f"--junitxml={junit}"],
+                cwd=template,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return {
+                "wall_s": time.monotonic() - start,
+                "exit_code": None,
+                "summary": f"timed out after {timeout}s",
+            }
+        wall = time.monotonic() - start
+        stages = _stages(junit) if junit.exists() else {}
     lines = [line for line in done.stdout.splitlines() if line.strip()]
     return {
-        "wall_s": time.monotonic() - start,
+        "wall_s": wall,
         "exit_code": done.returncode,
         "summary": lines[-1] if lines else "",
+        "stages": stages,
     }
+
+
+def _stages(junit: Path) -> dict[str, dict[str, float]]:
+    """Seconds and test count per test function, longest first."""
+    stages: dict[str, dict[str, float]] = {}
+    for case in ElementTree.parse(junit).iter("testcase"):
+        name = case.get("name", "?").partition("[")[0]
+        stage = stages.setdefault(name, {"seconds": 0.0, "tests": 0})
+        stage["seconds"] += float(case.get("time", 0))
+        stage["tests"] += 1
+    return dict(sorted(stages.items(), key=lambda item: -item[1]["seconds"]))
