@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.combinations import TEMPLATE
+from tests.combinations import TEMPLATE, choices
 
 VENVS = TEMPLATE / ".venvs"
 
@@ -70,3 +70,13 @@ def prepare(version: str) -> None:
         env=env,
         check=True,
     )
+
+
+def main() -> None:
+    """Build every offered version's environment now (CI's install step), not at the suite's start."""
+    for version in choices()["python_version"]:
+        prepare(version)
+
+
+if __name__ == "__main__":
+    main()
