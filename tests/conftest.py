@@ -36,6 +36,7 @@ def selected(config: pytest.Config) -> list[Combination]:
     return [c for c in combos if not wanted or c.id in wanted]
 
 
+@pytest.hookimpl(optionalhook=True)  # `-p no:xdist` still works
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     # `-n auto`: one worker more than cores. About a third of the suite's time
     # is spent waiting on real processes (servers starting and stopping,
@@ -100,6 +101,7 @@ def baked(tmp_path_factory: pytest.TempPathFactory, combination: Combination) ->
     folder = run_folder(tmp_path_factory) / "bakes" / combination.id
     with once_per_run(folder.with_name(f"{combination.id}.done")) as first:
         if first:
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed first attempt left
             bake(combination.answers, folder)
     [project] = folder.iterdir()
     return project
