@@ -11,7 +11,9 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
 
-@pytest.fixture
+# Module scope (anyio's own default), so that a module can share one
+# async fixture, such as a live server, across its tests.
+@pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
 

@@ -17,11 +17,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 async def live() -> AsyncIterator[Live]:
     async with serve(create_app(Settings(_env_file=None))) as live:
         yield live

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
 async def live() -> AsyncIterator[Live]:
     """One server for the module (starting one per test is most of a test's time);
     each test uses channels of its own."""
