@@ -6,16 +6,14 @@ import importlib.util
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from tests import environments
-from tests.bakery import bake
 from tests.combinations import TEMPLATE, Combination, supported, toggles
-from tests.shared import once_per_run, run_folder
+from tests.shared import baked, shared_mypy_cache
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,36 +94,11 @@ def _combination_of(item: pytest.Item) -> Combination | None:
     return combination if isinstance(combination, Combination) else None
 
 
-def baked(tmp_path_factory: pytest.TempPathFactory, combination: Combination) -> Path:
-    """This combination's bake, made once per run and shared: never change it, copy it."""
-    folder = run_folder(tmp_path_factory) / "bakes" / combination.id
-    with once_per_run(folder.with_name(f"{combination.id}.done")) as first:
-        if first:
-            shutil.rmtree(folder, ignore_errors=True)  # what a failed first attempt left
-            bake(combination.answers, folder)
-    [project] = folder.iterdir()
-    return project
-
-
 @pytest.fixture
 def project(combination: Combination, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> Path:
     """A private copy of this combination's bake: what one test's tools write, the next never sees."""
     pristine = baked(tmp_path_factory, combination)
     return Path(shutil.copytree(pristine, tmp_path / pristine.name, symlinks=True))
-
-
-@contextmanager
-def shared_mypy_cache(tmp_path_factory: pytest.TempPathFactory, version: str) -> Iterator[Path]:
-    """The mypy cache for one Python version, shared by every worker of this run.
-
-    Checking FastAPI, Starlette, pydantic and redis-py is most of a cold run;
-    mypy re-checks whatever changed (each bake's own modules) and reuses the
-    rest. The first run fills the cache alone; later ones share it (mypy
-    replaces its files atomically).
-    """
-    cache = run_folder(tmp_path_factory) / f"mypy-cache-py{version}"
-    with once_per_run(cache.with_name(f"{cache.name}.filled")):
-        yield cache
 
 
 @pytest.fixture

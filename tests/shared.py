@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.bakery import bake
+from tests.combinations import Combination
 
 
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -38,3 +42,28 @@ def once_per_run(done: Path) -> Iterator[bool]:
             return
         yield True
         done.touch()
+
+
+def baked(tmp_path_factory: pytest.TempPathFactory, combination: Combination) -> Path:
+    """This combination's bake, made once per run and shared: never change it, copy it."""
+    folder = run_folder(tmp_path_factory) / "bakes" / combination.id
+    with once_per_run(folder.with_name(f"{combination.id}.done")) as first:
+        if first:
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed first attempt left
+            bake(combination.answers, folder)
+    [project] = folder.iterdir()
+    return project
+
+
+@contextmanager
+def shared_mypy_cache(tmp_path_factory: pytest.TempPathFactory, version: str) -> Iterator[Path]:
+    """The mypy cache for one Python version, shared by every worker of this run.
+
+    Checking FastAPI, Starlette, pydantic and redis-py is most of a cold run;
+    mypy re-checks whatever changed (each bake's own modules) and reuses the
+    rest. The first run fills the cache alone; later ones share it (mypy
+    replaces its files atomically).
+    """
+    cache = run_folder(tmp_path_factory) / f"mypy-cache-py{version}"
+    with once_per_run(cache.with_name(f"{cache.name}.filled")):
+        yield cache

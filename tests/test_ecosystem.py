@@ -23,7 +23,7 @@ import yaml
 
 from tests.bakery import package_name, run
 from tests.combinations import TEMPLATE, Combination, default_answers, supported, toggles
-from tests.conftest import baked, selected, shared_mypy_cache
+from tests.conftest import selected
 from tests.ecosystem_checks import (
     code_snippets,
     commands,
@@ -38,6 +38,7 @@ from tests.ecosystem_checks import (
 )
 from tests.environments import python_for
 from tests.servers import free_port, stop_with_sigterm, wait_until_serving
+from tests.shared import baked, shared_mypy_cache
 
 TOOLS = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/ci.yml"
@@ -379,7 +380,7 @@ def _tree(root: Path) -> set[str]:
 
 
 @pytest.fixture
-def default_bake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bake a user gets by accepting every default."""
     [default] = [c for c in supported() if c.is_default]
     return baked(tmp_path_factory, default)
@@ -408,7 +409,9 @@ def test_the_readme_uv_commands_set_up_and_test_the_default_bake(
 
 
 @pytest.mark.long_running
-def test_the_readme_pip_commands_set_up_and_test_the_default_bake(default_bake: Path, tmp_path: Path) -> None:
+def test_the_readme_pip_commands_set_up_and_test_the_default_bake(
+    default_project: Path, tmp_path: Path
+) -> None:
     """`python -m venv .venv`, the README's `pip install` by pip itself, then `pytest` in the activated venv.
 
     pip resolving and downloading every dependency from scratch takes most of
@@ -416,7 +419,7 @@ def test_the_readme_pip_commands_set_up_and_test_the_default_bake(default_bake: 
     as a warm download cache would; pip then checks them against the
     project's metadata, builds the project and installs it, as for a user.
     """
-    project = _copy_bake(default_bake, tmp_path)
+    project = _copy_bake(default_project, tmp_path)
     readme = _readme_commands(project)
     assert "python -m venv .venv" in readme
     assert ". .venv/bin/activate" in readme

@@ -17,8 +17,8 @@ from hooks.post_gen_project import LICENSE_DIR, LICENSE_FILES, MANIFEST
 from hooks.pre_gen_project import TOGGLES, InvalidAnswer, validate
 from tests.bakery import bake, project_env, run
 from tests.combinations import TEMPLATE, Combination, default_answers, toggles, unsupported
-from tests.conftest import shared_mypy_cache
 from tests.environments import running_version
+from tests.shared import shared_mypy_cache
 
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 
