@@ -434,6 +434,14 @@ def test_the_readme_pip_commands_set_up_and_test_the_default_bake(
     run(["pytest", "-q", "-p", "no:cacheprovider"], project, env=activated, timeout=300)
 
 
+def test_ci_ends_with_the_test_command_the_template_readme_gives() -> None:
+    """`.ci/run` installs, then runs exactly the suite a newcomer runs from the README."""
+    readme = commands(code_snippets((TEMPLATE / "README.md").read_text()))
+    script = commands((TEMPLATE / ".ci" / "run").read_text().splitlines())
+    assert "pytest" in script[-1]
+    assert script[-1] in readme
+
+
 # --- The template's own workflows -------------------------------------------
 
 
