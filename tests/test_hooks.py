@@ -16,7 +16,7 @@ from cookiecutter.cli import main as cookiecutter_main
 from hooks.post_gen_project import LICENSE_DIR, LICENSE_FILES, MANIFEST
 from hooks.pre_gen_project import TOGGLES, InvalidAnswer, validate
 from tests.bakery import bake, project_env, run
-from tests.combinations import TEMPLATE, Combination, default_answers, toggles, unsupported
+from tests.combinations import TEMPLATE, Combination, choices, default_answers, toggles, unsupported
 from tests.environments import running_version
 from tests.shared import shared_mypy_cache
 
@@ -95,7 +95,7 @@ HOSTILE = {
 
 # Choices and booleans are checked by cookiecutter itself, before the hook,
 # with a message naming the prompt.
-REFUSED_BY_COOKIECUTTER = {"python_version", "license", "use_redis"}
+REFUSED_BY_COOKIECUTTER = {*choices(), *toggles()}
 
 
 @pytest.mark.parametrize(("prompt", "value"), list(HOSTILE.values()), ids=list(HOSTILE))
