@@ -40,6 +40,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/live.py",
         "tests/test_broadcast.py",
         "tests/test_demo.py",
+        "tests/test_hub.py",
         "tests/test_messages.py",
         "tests/test_ws.py",
         "tests/test_ws_notifications.py",

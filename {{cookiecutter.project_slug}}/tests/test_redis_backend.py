@@ -25,8 +25,11 @@ pytestmark = pytest.mark.anyio
 
 # Every wait on a condition fails after this many seconds.
 WAIT = 5.0
-# Longer than redis-py 8's default socket timeout (5 s), which would end an idle subscriber's read.
-IDLE_SECONDS = 6.0
+# A socket timeout for the idle test's URL, and a quiet spell twice as long. redis-py 8's
+# default (5 s) would end an idle subscriber's read the same way; a URL's own value
+# is the shorter case to wait out, and the subscriber must override both.
+URL_SOCKET_TIMEOUT = 0.5
+IDLE_SECONDS = 2 * URL_SOCKET_TIMEOUT
 # The backend's timeout in these tests: a failing publish or subscribe must not take longer.
 TIMEOUT = 1.0
 # Retry quickly after an outage, so the tests that play one stay short.
@@ -224,7 +227,7 @@ async def test_concurrent_subscribes_are_each_confirmed(redis_url: str, channel:
 async def test_an_idle_subscriber_still_receives_after_longer_than_the_socket_timeout(
     redis_url: str, channel: str, backend_log: LogWatch
 ) -> None:
-    async with started(redis_url) as (backend, recorder):
+    async with started(f"{redis_url}?socket_timeout={URL_SOCKET_TIMEOUT}") as (backend, recorder):
         await backend.subscribe(channel)
         # Not synchronisation: staying idle this long is the property under test.
         await anyio.sleep(IDLE_SECONDS)

@@ -75,8 +75,13 @@ async def channel_socket(
     if problem is not None:
         await close(websocket, status.WS_1008_POLICY_VIOLATION, problem, settings.ws_send_timeout)
         return
+    transport = server_transport(websocket)
     try:
-        client = await hub.join(channel, websocket.scope.get(SERVER_SEND, websocket.send))
+        client = await hub.join(
+            channel,
+            websocket.scope.get(SERVER_SEND, websocket.send),
+            gone=transport.is_closing if transport is not None else None,
+        )
     except HubStopped:
         code, reason = status.WS_1012_SERVICE_RESTART, "server shutting down"
     except BroadcastUnavailable as exc:
@@ -87,6 +92,18 @@ async def channel_socket(
     await close(websocket, code, reason, settings.ws_send_timeout)
 
 
+def server_transport(websocket: WebSocket) -> Any:
+    """The server's transport under `websocket`, or None when the server does not show it.
+
+    uvicorn's `send` is a method of its protocol object, which owns the transport.
+    """
+    server_send = websocket.scope.get(SERVER_SEND)
+    transport = getattr(getattr(server_send, "__self__", None), "transport", None)
+    # Duck-typed: uvloop's transports do not derive from asyncio.Transport.
+    needed = ("abort", "get_extra_info", "is_closing")
+    return transport if all(hasattr(transport, name) for name in needed) else None
+
+
 def abort_connection(websocket: WebSocket) -> bool:
     """Drop the TCP connection under `websocket` now, discarding unsent data.
 
@@ -94,14 +111,11 @@ def abort_connection(websocket: WebSocket) -> bool:
     asyncio's graceful close waits for the write buffer to drain: for a peer
     that stopped reading, forever, holding the socket and its kernel buffers.
     Even an abort leaves the kernel waiting to send what it holds; a zero
-    linger time makes the close a reset that frees it at once. uvicorn's
-    `send` is a method of its protocol object, which owns the transport; a
-    server that exposes no transport is left to its own timeouts.
+    linger time makes the close a reset that frees it at once. A server that
+    exposes no transport is left to its own timeouts.
     """
-    server_send = websocket.scope.get(SERVER_SEND)
-    transport: Any = getattr(getattr(server_send, "__self__", None), "transport", None)
-    # Duck-typed: uvloop's transports do not derive from asyncio.Transport.
-    if not (hasattr(transport, "abort") and hasattr(transport, "get_extra_info")):
+    transport = server_transport(websocket)
+    if transport is None:
         return False
     sock = transport.get_extra_info("socket")
     if sock is not None:

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 # The close a client is asked for: (code, reason), or None when the peer is already gone.
 Close = tuple[int, str] | None
 Send = Callable[[Message], Coroutine[Any, Any, None]]
+# True once the connection is known to be lost (the server transport's `is_closing`).
+Gone = Callable[[], bool]
 # A send that could not complete at once: the coroutine, and what it awaits.
 _Suspended = tuple[Coroutine[Any, Any, None], Any]
 
@@ -63,11 +65,19 @@ class Client:
     """A connection's outbound side; `offer` never blocks, `close` only asks."""
 
     def __init__(
-        self, client_id: str, channel: str, send: Send, *, queue_size: int, send_timeout: float
+        self,
+        client_id: str,
+        channel: str,
+        send: Send,
+        *,
+        queue_size: int,
+        send_timeout: float,
+        gone: Gone | None = None,
     ) -> None:
         self.id = client_id
         self.channel = channel
         self._send = send
+        self._gone = gone
         self._queue_size = queue_size
         self._send_timeout = send_timeout
         self._backlog: deque[Message] = deque()
@@ -103,6 +113,12 @@ class Client:
                 )
             else:
                 self._backlog.append(message)
+            return
+        if self._gone is not None and self._gone():
+            # A write already failed (the peer reset the connection), but the
+            # server learns of it only in a later event-loop step. Writing on
+            # would only make asyncio log a warning per frame.
+            self.disconnected()
             return
         try:
             suspended = self._start(message)

@@ -5,6 +5,15 @@ first local client and unsubscribes it after its last. Publishing builds and
 serialises the envelope once; every process's hub receives that string from
 the backend and fans it out to its clients without awaiting any socket
 (see `client.py` for how a send avoids waiting).
+
+Fan-out happens at the end of the event-loop step in which messages arrive,
+client by client: when a burst brings several messages at once, each client's
+frames are written back to back. Consecutive small writes to one socket are
+cheap for the kernel (Linux coalesces them into one TCP segment while the
+previous one is still on its way, "autocorking"), where writing message by
+message, across every client in turn, pays for a segment per frame. Each
+client still sees every channel's messages in publish order, and a client
+gets exactly the messages delivered while it is a member.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from fastapi import status
 from starlette.types import Message
 
 from .backend import Backend, BroadcastUnavailable
-from .client import Client, Send
+from .client import Client, Gone, Send
 from .envelope import json_text, message_frame, resync_frame, welcome_frame
 
 logger = logging.getLogger(__name__)
@@ -70,6 +79,9 @@ class Hub:
         self._state: Literal["new", "running", "stopping", "stopped"] = "new"
         self._start_lock = asyncio.Lock()
         self._channels: dict[str, _Channel] = {}
+        # Frames delivered in this event-loop step, by channel, for `_flush`.
+        self._pending: dict[str, list[Message]] = {}
+        self._flush_scheduled = False
         self._sequences: OrderedDict[str, int] = OrderedDict()
         self._clients = 0
         self._empty = asyncio.Event()
@@ -93,6 +105,7 @@ class Hub:
         if self._state != "running":
             return
         self._state = "stopping"
+        self._flush()  # what was delivered before the stop still goes out first
         for entry in self._channels.values():
             for client in entry.members:
                 client.close(status.WS_1012_SERVICE_RESTART, "server shutting down")
@@ -120,8 +133,10 @@ class Hub:
         await self.start()
         return self._backend.ready()
 
-    async def join(self, channel: str, send: Send) -> Client:
+    async def join(self, channel: str, send: Send, gone: Gone | None = None) -> Client:
         """Register a client of `channel` whose frames go through `send`.
+
+        `gone`, when the server offers one, says whether the connection is lost.
 
         Subscribes the backend for the channel's first client; the welcome frame
         is the client's first. Raises HubStopped while shutting down, and
@@ -148,9 +163,11 @@ class Hub:
             send,
             queue_size=self._queue_size,
             send_timeout=self._send_timeout,
+            gone=gone,
         )
         welcome = welcome_frame(channel, client.id, self.origin, self._max_message_size)
         client.offer({"type": "websocket.send", "text": welcome})
+        self._flush_channel(channel)  # delivered before this client joined: not for it
         entry.members.add(client)
         self._clients += 1
         self._empty.clear()
@@ -164,6 +181,7 @@ class Hub:
         entry = self._channels.get(client.channel)
         if entry is None or client not in entry.members:
             return
+        self._flush_channel(client.channel)  # delivered while it was a member: still its own
         entry.members.discard(client)
         self._clients -= 1
         if not entry.members:
@@ -205,25 +223,48 @@ class Hub:
         return True
 
     def deliver(self, channel: str, message: str) -> None:
-        """Fan one serialised envelope out to the channel's clients; never blocks."""
-        entry = self._channels.get(channel)
-        if entry is None:
-            return
-        frame: Message = {"type": "websocket.send", "text": message}
-        # offer() never awaits and never changes membership, so the set
-        # cannot change under this loop.
-        for client in entry.members:
-            client.offer(frame)
+        """Fan one serialised envelope out to the channel's clients; never blocks.
+
+        The frame goes out at the end of this event-loop step, with any others
+        delivered in it (see the module's docstring).
+        """
+        if channel in self._channels:
+            self._queue(channel, {"type": "websocket.send", "text": message})
 
     def resync(self) -> None:
         """Tell every client that messages may have been missed (a `resync` frame)."""
         reason = "the broadcast backend reconnected; messages may have been missed"
-        for channel, entry in self._channels.items():
-            frame: Message = {
-                "type": "websocket.send",
-                "text": resync_frame(channel, self.origin, reason),
-            }
-            for client in entry.members:
+        for channel in self._channels:
+            self._queue(
+                channel,
+                {"type": "websocket.send", "text": resync_frame(channel, self.origin, reason)},
+            )
+
+    def _queue(self, channel: str, frame: Message) -> None:
+        pending = self._pending.get(channel)
+        if pending is None:
+            self._pending[channel] = [frame]
+        else:
+            pending.append(frame)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Offer every pending frame: all of one client's, then the next client's."""
+        self._flush_scheduled = False
+        while self._pending:
+            self._flush_channel(next(iter(self._pending)))
+
+    def _flush_channel(self, channel: str) -> None:
+        frames = self._pending.pop(channel, None)
+        entry = self._channels.get(channel)
+        if not frames or entry is None:
+            return
+        # offer() never awaits and never changes membership, so the set
+        # cannot change under this loop.
+        for client in entry.members:
+            for frame in frames:
                 client.offer(frame)
 
     def stats(self) -> HubStats:
