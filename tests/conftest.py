@@ -71,17 +71,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Longest first: xdist hands tests out in this order as workers free up,
     # so the short ones fill in around the long ones at the end instead of
     # one worker finishing a long test while the others idle.
-    firsts: set[tuple[str, str]] = set()
     order: dict[str, tuple[bool, int]] = {}
     for item in items:
         combination = _combination_of(item)
         long_running = item.get_closest_marker("long_running")
-        if long_running and long_running.kwargs.get("first_per_python") and combination:
-            # Only the first of this test per Python version is long (it fills a cache).
-            first = (item.nodeid.partition("[")[0], combination.python_version)
-            if first in firsts:
-                long_running = None
-            firsts.add(first)
         # Among long tests, a bake with more features has more to do.
         features = sum(combination.answers[t] for t in toggles()) if combination else len(toggles())
         order[item.nodeid] = (long_running is None, -features if long_running else 0)

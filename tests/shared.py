@@ -18,6 +18,7 @@ import pytest
 
 from tests.bakery import bake
 from tests.combinations import Combination
+from tests.environments import mypy_cache_for
 
 
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -59,11 +60,15 @@ def baked(tmp_path_factory: pytest.TempPathFactory, combination: Combination) ->
 def shared_mypy_cache(tmp_path_factory: pytest.TempPathFactory, version: str) -> Iterator[Path]:
     """The mypy cache for one Python version, shared by every worker of this run.
 
-    Checking FastAPI, Starlette, pydantic and redis-py is most of a cold run;
-    mypy re-checks whatever changed (each bake's own modules) and reuses the
-    rest. The first run fills the cache alone; later ones share it (mypy
-    replaces its files atomically).
+    It starts as a copy of the environment's cache of the libraries (see
+    tests/environments.py), which stays as it was made; mypy checks each
+    bake's own modules and adds them. The first run per version has the
+    cache alone; later ones share it (mypy replaces its entries atomically).
     """
     cache = run_folder(tmp_path_factory) / f"mypy-cache-py{version}"
-    with once_per_run(cache.with_name(f"{cache.name}.filled")):
+    with once_per_run(cache.with_name(f"{cache.name}.filled")) as first:
+        libraries = mypy_cache_for(version)
+        if first and libraries.exists():
+            shutil.rmtree(cache, ignore_errors=True)
+            shutil.copytree(libraries, cache)
         yield cache
