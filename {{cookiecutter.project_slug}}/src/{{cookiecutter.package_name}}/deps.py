@@ -2,6 +2,10 @@
 
 `create_app` and the lifespan put each resource on `app.state`; endpoints ask
 for it by type (`readiness: ReadinessDep`) and never touch `app.state`.
+
+They are `async def` though nothing here awaits: FastAPI runs a plain `def`
+dependency in a worker thread, a thread hop per request (and per WebSocket
+connection) for an attribute read.
 """
 
 from __future__ import annotations
@@ -28,40 +32,40 @@ from .readiness import Readiness
 from .settings import Settings
 
 
-def get_settings(connection: HTTPConnection) -> Settings:
+async def get_settings(connection: HTTPConnection) -> Settings:
     # HTTPConnection, not Request: WebSocket endpoints need the settings too.
     settings: Settings = connection.app.state.settings
     return settings
 
 
-def get_readiness(request: Request) -> Readiness:
+async def get_readiness(request: Request) -> Readiness:
     readiness: Readiness = request.app.state.readiness
     return readiness
 {%- if cookiecutter.use_lifespan %}
 
 
-def get_http_client(request: Request) -> httpx.AsyncClient:
+async def get_http_client(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.http_client
     return client
 {%- endif %}
 {%- if cookiecutter.use_background_tasks %}
 
 
-def get_jobs(request: Request) -> JobRunner:
+async def get_jobs(request: Request) -> JobRunner:
     jobs: JobRunner = request.app.state.jobs
     return jobs
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
 
 
-def get_hub(connection: HTTPConnection) -> Hub:
+async def get_hub(connection: HTTPConnection) -> Hub:
     hub: Hub = connection.app.state.hub
     return hub
 {%- endif %}
 {%- if cookiecutter.use_redis %}
 
 
-def get_redis(request: Request) -> Redis:
+async def get_redis(request: Request) -> Redis:
     # 503, not 500: the service runs without Redis, this endpoint cannot.
     client: Redis | None = request.app.state.redis
     if client is None:
