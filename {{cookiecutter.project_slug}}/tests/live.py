@@ -26,20 +26,26 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 # Every wait in these tests is on a condition, bounded by this many seconds.
 WAIT = 10.0
+# How often a quick stop looks whether the connections have closed.
+STOP_POLL = 0.005
 
 
 class _Server(uvicorn.Server):
-    """uvicorn's server, with events for "listening" and "should exit" instead of flags to poll.
+    """uvicorn's server, quick to start and stop: a suite stops dozens of them.
 
-    uvicorn looks at `should_exit` every 0.1 s; waiting on an event instead
-    starts its shutdown as soon as a test asks, which over the suite's many
-    servers adds up to seconds.
+    uvicorn polls `should_exit` every 0.1 s, and its shutdown pauses 0.1 s
+    after asking connections to close, then polls every 0.1 s until they
+    have. Here "listening" and "should exit" are events, and shutdown takes
+    uvicorn's steps in its order without the fixed pause, polling every few
+    milliseconds. With `uvicorn_shutdown`, uvicorn's own shutdown runs, for
+    tests about shutdown itself.
     """
 
-    def __init__(self, config: uvicorn.Config) -> None:
+    def __init__(self, config: uvicorn.Config, *, uvicorn_shutdown: bool = False) -> None:
         self._exit = asyncio.Event()
         super().__init__(config)
         self.listening = asyncio.Event()
+        self.uvicorn_shutdown = uvicorn_shutdown
 
     @property  # uvicorn's plain attribute, made observable
     def should_exit(self) -> bool:
@@ -58,6 +64,23 @@ class _Server(uvicorn.Server):
 
     async def main_loop(self) -> None:
         await self._exit.wait()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.uvicorn_shutdown:
+            await super().shutdown(sockets)
+            return
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        # uvicorn's connection and task sets signal nothing when they empty,
+        # so this polls them, as uvicorn does; `serve`'s WAIT bounds it.
+        while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110
+            await asyncio.sleep(STOP_POLL)
+        for server in self.servers:
+            await server.wait_closed()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
 
 @dataclass
@@ -79,10 +102,15 @@ class Live:
 
 
 @asynccontextmanager
-async def serve(app: FastAPI, **options: Any) -> AsyncIterator[Live]:
-    """Run `app` under uvicorn until the block ends; `options` go to `uvicorn.Config`."""
+async def serve(
+    app: FastAPI, *, uvicorn_shutdown: bool = False, **options: Any
+) -> AsyncIterator[Live]:
+    """Run `app` under uvicorn until the block ends; `options` go to `uvicorn.Config`.
+
+    `uvicorn_shutdown=True` stops it with uvicorn's own shutdown (see `_Server`).
+    """
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, **options)
-    server = _Server(config)
+    server = _Server(config, uvicorn_shutdown=uvicorn_shutdown)
     serving = asyncio.create_task(server.serve())
     listening = asyncio.create_task(server.listening.wait())
     async with asyncio.timeout(WAIT):

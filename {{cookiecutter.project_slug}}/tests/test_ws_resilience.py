@@ -161,7 +161,7 @@ async def test_clients_that_vanish_mid_fan_out_are_unregistered_and_leave_nothin
 
 async def test_shutdown_closes_every_client_with_1012_and_ends_every_task() -> None:
     app = create_app(Settings(_env_file=None))
-    async with serve(app) as live:
+    async with serve(app, uvicorn_shutdown=True) as live:
         clients = [await connect(live.ws(f"/ws/closing-{i % 2}")) for i in range(10)]
         for ws in clients:
             await joined(ws)
@@ -176,7 +176,9 @@ async def test_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
     # As `python -m` runs it: uvicorn waits at most the graceful-shutdown
     # timeout (a fraction of a second here, whole seconds in production).
     settings = Settings(_env_file=None, ws_queue_size=100_000, ws_send_timeout=60)
-    async with serve(create_app(settings), timeout_graceful_shutdown=0.25) as live:
+    async with serve(
+        create_app(settings), uvicorn_shutdown=True, timeout_graceful_shutdown=0.25
+    ) as live:
         stalled = await stalled_client(live.ws("/ws/stuck"))
         reading = await connect(live.ws("/ws/stuck"))
         await joined(reading)
