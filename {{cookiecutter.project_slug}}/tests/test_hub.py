@@ -116,6 +116,21 @@ async def test_a_resync_comes_after_the_messages_delivered_before_it(hub: Hub) -
     assert wire.of("b") == ["resync"]
 
 
+async def test_a_frame_for_one_client_comes_after_what_was_delivered_before_it(
+    hub: Hub,
+) -> None:
+    wire = Wire()
+    sender = await joined(hub, wire, "sender")
+    await joined(hub, wire, "other")
+    await wire.until(2)
+    await publish(hub, 1)
+    hub.send_to(sender, json_text({"type": "error", "error": "invalid_json"}))
+    await publish(hub, 2)
+    await wire.until(2 + 3 + 2)
+    assert wire.of("sender") == [1, "error", 2]
+    assert wire.of("other") == [1, 2]
+
+
 async def test_channels_do_not_mix_in_a_burst(hub: Hub) -> None:
     wire = Wire()
     await joined(hub, wire, "a", channel="one")

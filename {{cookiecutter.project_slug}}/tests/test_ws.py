@@ -11,6 +11,7 @@ import pytest
 import uvicorn
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.frames import Frame, Opcode
 from websockets.typing import Origin
 
 from {{ cookiecutter.package_name }} import __main__ as entry_point
@@ -105,6 +106,23 @@ async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(
         assert answer["reason"]
         await ws.send('{"still": "here"}')
         assert (await receive(ws))["data"] == {"still": "here"}
+
+
+async def test_answers_come_in_the_order_the_frames_were_sent(live: Live) -> None:
+    frames = [Frame(Opcode.TEXT, text.encode()) for text in ('"one"', "not json", '"two"')]
+    frames += [Frame(Opcode.BINARY, b"binary"), Frame(Opcode.TEXT, b'"three"')]
+    async with connect(live.ws("/ws/in-order")) as ws:
+        await joined(ws)
+        # One TCP write, so the server reads every frame in one event-loop step.
+        ws.transport.write(b"".join(frame.serialize(mask=True) for frame in frames))
+        answers = [await receive(ws) for _ in range(5)]
+    assert [a.get("data", a.get("error")) for a in answers] == [
+        "one",
+        "invalid_json",
+        "two",
+        "binary_frame",
+        "three",
+    ]
 
 
 async def test_repeated_bad_frames_close_with_1008(live: Live) -> None:

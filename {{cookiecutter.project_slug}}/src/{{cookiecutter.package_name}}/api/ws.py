@@ -175,7 +175,8 @@ async def read_frames(websocket: WebSocket, client: Client, hub: Hub, settings: 
                 else:
                     await publish(client, hub, text)
                     continue
-            client.offer({"type": "websocket.send", "text": error_frame(error, reason)})
+            # Through the hub: after the echoes of frames this client sent before.
+            hub.send_to(client, error_frame(error, reason))
             bad_frames += 1
             if bad_frames >= settings.ws_max_bad_frames:
                 client.close(status.WS_1008_POLICY_VIOLATION, f"{bad_frames} bad frames")
@@ -190,8 +191,7 @@ async def publish(client: Client, hub: Hub, text: str) -> None:
     try:
         await hub.publish(client.channel, text, sender=client.id)
     except BroadcastUnavailable as exc:
-        frame = error_frame("unavailable", f"broadcast unavailable: {exc}")
-        client.offer({"type": "websocket.send", "text": frame})
+        hub.send_to(client, error_frame("unavailable", f"broadcast unavailable: {exc}"))
 
 
 def utf8_longer_than(text: str, limit: int) -> bool:

@@ -232,6 +232,11 @@ class Hub:
         if channel in self._channels:
             self._queue(channel, {"type": "websocket.send", "text": message})
 
+    def send_to(self, client: Client, text: str) -> None:
+        """Send a frame to `client` alone, after what its channel was delivered before it."""
+        self._flush_channel(client.channel)
+        client.offer({"type": "websocket.send", "text": text})
+
     def resync(self) -> None:
         """Tell every client that messages may have been missed (a `resync` frame)."""
         reason = "the broadcast backend reconnected; messages may have been missed"
