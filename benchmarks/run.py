@@ -128,6 +128,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     sizes.add_argument("--outage", type=float, help="redis: seconds Redis stays down (2)")
     sizes.add_argument(
+        "--redis-workers",
+        type=int,
+        default=2,
+        help="ours-redis: uvicorn workers (2; with 1, Redis costs apart from a second process)",
+    )
+    sizes.add_argument(
         "--redis-restart",
         action=argparse.BooleanOptionalAction,
         help="redis: measure recovery after a Redis restart (default on, off with --quick)",
@@ -208,7 +214,7 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
 
     if "redis" in args.scenario and "ours-redis" in variants:
         chosen = [v for v in ("ceiling", "ours-redis") if v in variants]
-        label = f"paced over 2 workers: {paced_label}"
+        label = f"paced over {space.redis_workers} workers: {paced_label}"
         group = Group("redis", label, "broadcast", paced.__dict__, "ceiling")
         plans.append(Plan(group, chosen, _broadcast(space, paced)))
         if args.redis_restart:
@@ -324,7 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     raise_fd_limit()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="realtime-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    space = Workspace(root=workdir, template=args.template.resolve())
+    space = Workspace(
+        root=workdir, template=args.template.resolve(), redis_workers=args.redis_workers
+    )
     groups: list[Group] = []
     load_before = os.getloadavg()
     started = time.monotonic()

@@ -27,7 +27,7 @@ DESCRIPTIONS = {
     "tutorial": "FastAPI docs ConnectionManager: await send_text() per client",
     "broadcaster": "encode/broadcaster README chat pattern, memory backend",
     "ours": "baked service, in-memory, 1 worker",
-    "ours-redis": "baked service with Redis, 2 uvicorn workers",
+    "ours-redis": "baked service with Redis, 2 uvicorn workers (--redis-workers)",
     "bare": "bare FastAPI app, GET /health -> {'status': 'ok'}",
     "ours-http": "baked service's GET /health",
 }
@@ -118,6 +118,8 @@ class Workspace:
     python: str = sys.executable
     _bakes: dict[bool, Path | Exception] = field(default_factory=dict)
     redis: Redis | None = None
+    # uvicorn workers of the `ours-redis` variant.
+    redis_workers: int = 2
 
     @property
     def logs(self) -> Path:
@@ -220,7 +222,7 @@ async def launch(
             argv = [space.python, "-m", package]
             env.update(HOST="127.0.0.1", PORT=str(port), LOG_LEVEL=LOG_LEVEL)
             if variant == "ours-redis":
-                workers = 2
+                workers = space.redis_workers
                 redis = redis or await space.shared_redis()
                 env.update(REDIS_URL=redis.url, WORKERS=str(workers))
             else:
