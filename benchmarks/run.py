@@ -214,7 +214,8 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
 
     if "redis" in args.scenario and "ours-redis" in variants:
         chosen = [v for v in ("ceiling", "ours-redis") if v in variants]
-        label = f"paced over {space.redis_workers} workers: {paced_label}"
+        workers = f"{space.redis_workers} worker{'s' if space.redis_workers != 1 else ''}"
+        label = f"paced over {workers}: {paced_label}"
         group = Group("redis", label, "broadcast", paced.__dict__, "ceiling")
         plans.append(Plan(group, chosen, _broadcast(space, paced)))
         if args.redis_restart:
@@ -359,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     for name in dict.fromkeys(v for g in groups for v in g.rows):
         if name in DESCRIPTIONS:
-            print(f"#   {name}: {DESCRIPTIONS[name]}")
+            description = DESCRIPTIONS[name].format(redis_workers=space.redis_workers)
+            print(f"#   {name}: {description}")
     print()
     for group in groups:
         print(render(group))

@@ -27,7 +27,7 @@ DESCRIPTIONS = {
     "tutorial": "FastAPI docs ConnectionManager: await send_text() per client",
     "broadcaster": "encode/broadcaster README chat pattern, memory backend",
     "ours": "baked service, in-memory, 1 worker",
-    "ours-redis": "baked service with Redis, 2 uvicorn workers (--redis-workers)",
+    "ours-redis": "baked service with Redis, {redis_workers} uvicorn worker(s)",
     "bare": "bare FastAPI app, GET /health -> {'status': 'ok'}",
     "ours-http": "baked service's GET /health",
 }
