@@ -37,8 +37,8 @@ class _Server(uvicorn.Server):
     after asking connections to close, then polls every 0.1 s until they
     have. Here "listening" and "should exit" are events, and shutdown takes
     uvicorn's steps in its order without the fixed pause, polling every few
-    milliseconds. With `uvicorn_shutdown`, uvicorn's own shutdown runs, for
-    tests about shutdown itself.
+    milliseconds. With `uvicorn_shutdown` (or a `timeout_graceful_shutdown`),
+    uvicorn's own shutdown runs, for tests about shutdown itself.
     """
 
     def __init__(self, config: uvicorn.Config, *, uvicorn_shutdown: bool = False) -> None:
@@ -66,7 +66,8 @@ class _Server(uvicorn.Server):
         await self._exit.wait()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        if self.uvicorn_shutdown:
+        # A graceful-shutdown bound is uvicorn's to keep.
+        if self.uvicorn_shutdown or self.config.timeout_graceful_shutdown is not None:
             await super().shutdown(sockets)
             return
         for server in self.servers:

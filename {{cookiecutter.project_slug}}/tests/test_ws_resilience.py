@@ -176,9 +176,7 @@ async def test_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
     # As `python -m` runs it: uvicorn waits at most the graceful-shutdown
     # timeout (a fraction of a second here, whole seconds in production).
     settings = Settings(_env_file=None, ws_queue_size=100_000, ws_send_timeout=60)
-    async with serve(
-        create_app(settings), uvicorn_shutdown=True, timeout_graceful_shutdown=0.25
-    ) as live:
+    async with serve(create_app(settings), timeout_graceful_shutdown=0.25) as live:
         stalled = await stalled_client(live.ws("/ws/stuck"))
         reading = await connect(live.ws("/ws/stuck"))
         await joined(reading)
