@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.bakery import package_name, run
-from tests.combinations import TEMPLATE, Combination, default_answers, supported, toggles
+from tests.combinations import TEMPLATE, Combination, supported, toggles
 from tests.conftest import selected
 from tests.ecosystem_checks import (
     code_snippets,
@@ -43,7 +43,6 @@ from tests.shared import baked, shared_mypy_cache
 
 TOOLS = Path(sys.executable).parent
 WORKFLOW = ".github/workflows/ci.yml"
-DEFAULT_PYTHON = str(default_answers()["python_version"])
 
 
 def _edge_combinations() -> list[Combination]:
@@ -380,13 +379,6 @@ def _tree(root: Path) -> set[str]:
 # --- The README's two commands, for real ------------------------------------
 
 
-@pytest.fixture
-def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bake a user gets by accepting every default."""
-    [default] = [c for c in supported() if c.is_default]
-    return baked(tmp_path_factory, default)
-
-
 def _readme_commands(project: Path) -> list[str]:
     return commands(code_snippets((project / "README.md").read_text()))
 
@@ -410,8 +402,9 @@ def test_the_readme_uv_commands_set_up_and_test_the_default_bake(
 
 
 @pytest.mark.long_running
+@pytest.mark.default_bake(True)
 def test_the_readme_pip_commands_set_up_and_test_the_default_bake(
-    default_project: Path, tmp_path: Path
+    project: Path, combination: Combination
 ) -> None:
     """`python -m venv .venv`, the README's `pip install` by pip itself, then `pytest` in the activated venv.
 
@@ -423,7 +416,6 @@ def test_the_readme_pip_commands_set_up_and_test_the_default_bake(
     here collects every test (each import resolves in pip's install) and runs
     the health tests against the project pip installed, not the suite again.
     """
-    project = _copy_bake(default_project, tmp_path)
     readme = _readme_commands(project)
     assert "python -m venv .venv" in readme
     assert ". .venv/bin/activate" in readme
@@ -431,7 +423,7 @@ def test_the_readme_pip_commands_set_up_and_test_the_default_bake(
     assert install == ["pip", "install", "-e", ".[dev]"]
     venv = project / ".venv"
     activated = _clean_env(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
-    run([python_for(DEFAULT_PYTHON), "-m", "venv", ".venv"], project)
+    run([python_for(combination.python_version), "-m", "venv", ".venv"], project)
     run(["uv", "pip", "install", "--quiet", *install[2:]], project, env=activated, timeout=300)
     pip = run([*install, "--disable-pip-version-check"], project, env=activated, timeout=600)
     assert f"Successfully installed {project.name}" in pip, pip
