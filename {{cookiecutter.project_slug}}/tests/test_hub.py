@@ -59,7 +59,8 @@ async def hub() -> AsyncIterator[Hub]:
     await hub.stop(deadline=0)
 
 
-async def joined(hub: Hub, wire: Wire, name: str, channel: str = "room") -> Client:
+async def join_as(hub: Hub, wire: Wire, name: str, channel: str = "room") -> Client:
+    """A client named `name` joins `channel`; what it is sent lands on `wire`."""
     return await hub.join(channel, wire.send_for(name))
 
 
@@ -72,7 +73,7 @@ async def test_a_burst_goes_out_client_by_client_each_in_publish_order(hub: Hub)
     wire = Wire()
     names = ["a", "b", "c"]
     for name in names:
-        await joined(hub, wire, name)
+        await join_as(hub, wire, name)
     await wire.until(len(names))
     # Published in one event-loop step, as when a read brings several frames.
     await publish(hub, 1, 2, 3, 4)
@@ -89,12 +90,12 @@ async def test_a_client_gets_exactly_what_was_delivered_while_it_was_a_member(
     hub: Hub,
 ) -> None:
     wire = Wire()
-    early = await joined(hub, wire, "early")
+    early = await join_as(hub, wire, "early")
     await wire.until(1)
     # No await yields between these: all of it happens before the hub's flush.
     await publish(hub, 1)
     assert len(wire.frames) == 1, "sent at the end of the event-loop step, not at once"
-    await joined(hub, wire, "late")
+    await join_as(hub, wire, "late")
     await publish(hub, 2)
     await hub.leave(early)
     await publish(hub, 3)
@@ -105,8 +106,8 @@ async def test_a_client_gets_exactly_what_was_delivered_while_it_was_a_member(
 
 async def test_a_resync_comes_after_the_messages_delivered_before_it(hub: Hub) -> None:
     wire = Wire()
-    await joined(hub, wire, "a")
-    await joined(hub, wire, "b", channel="other")
+    await join_as(hub, wire, "a")
+    await join_as(hub, wire, "b", channel="other")
     await wire.until(2)
     await publish(hub, 1, 2)
     hub.resync()
@@ -120,8 +121,8 @@ async def test_a_frame_for_one_client_comes_after_what_was_delivered_before_it(
     hub: Hub,
 ) -> None:
     wire = Wire()
-    sender = await joined(hub, wire, "sender")
-    await joined(hub, wire, "other")
+    sender = await join_as(hub, wire, "sender")
+    await join_as(hub, wire, "other")
     await wire.until(2)
     await publish(hub, 1)
     hub.send_to(sender, json_text({"type": "error", "error": "invalid_json"}))
@@ -133,8 +134,8 @@ async def test_a_frame_for_one_client_comes_after_what_was_delivered_before_it(
 
 async def test_channels_do_not_mix_in_a_burst(hub: Hub) -> None:
     wire = Wire()
-    await joined(hub, wire, "a", channel="one")
-    await joined(hub, wire, "b", channel="two")
+    await join_as(hub, wire, "a", channel="one")
+    await join_as(hub, wire, "b", channel="two")
     await wire.until(2)
     await publish(hub, 1, 2, channel="one")
     await publish(hub, 3, channel="two")
