@@ -32,6 +32,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
     ),
     "use_websockets": (
         "src/{package}/broadcast",
+        "src/{package}/realtime",
         "src/{package}/api/demo.py",
         "src/{package}/api/messages.py",
         "src/{package}/api/origins.py",

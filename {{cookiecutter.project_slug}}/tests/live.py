@@ -7,6 +7,7 @@ observe the app through its public objects (`app.state.hub.stats()`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -157,7 +158,7 @@ def use_backend(app: FastAPI, backend: Backend) -> Hub:
         backend,
         queue_size=settings.ws_queue_size,
         send_timeout=settings.ws_send_timeout,
-        max_message_size=settings.ws_max_message_size,
+        max_connections=settings.ws_max_connections,
     )
     app.state.hub = hub
     app.state.readiness.remove("broadcast")
@@ -183,8 +184,43 @@ async def closed_with(ws: ClientConnection) -> tuple[int | None, str | None]:
             return ws.close_code, ws.close_reason
 
 
-async def joined(ws: ClientConnection) -> dict[str, Any]:
-    """Read the welcome frame every connection starts with."""
+async def connected(ws: ClientConnection, token: str | None = None) -> dict[str, Any]:
+    """Send `connect` (with `token`, if any) and return the welcome frame."""
+    await ws.send(json.dumps({"type": "connect", "token": token}))
     welcome = await receive(ws)
     assert welcome["type"] == "welcome", welcome
+    return welcome
+
+
+_ids = itertools.count(1)
+
+
+async def command(ws: ClientConnection, kind: str, **fields: Any) -> dict[str, Any]:
+    """Send a `kind` command with a fresh id; return its answer (a reply or an error).
+
+    Message envelopes that arrive before the answer (a publisher's own echo)
+    are skipped; anything else before it fails the test.
+    """
+    command_id = next(_ids)
+    await ws.send(json.dumps({"type": kind, "id": command_id, **fields}))
+    while True:
+        frame = await receive(ws)
+        if frame["type"] != "message":
+            break
+    assert frame["type"] in ("reply", "error"), frame
+    assert frame.get("id") == command_id, frame
+    return frame
+
+
+async def subscribed(ws: ClientConnection, *channels: str) -> None:
+    """Subscribe to each of `channels`, failing the test on any refusal."""
+    for channel in channels:
+        answer = await command(ws, "subscribe", channel=channel)
+        assert answer == {"type": "reply", "id": answer["id"], "channel": channel}, answer
+
+
+async def joined(ws: ClientConnection, *channels: str, token: str | None = None) -> dict[str, Any]:
+    """Connect (authentication off unless `token`) and subscribe to `channels`; the welcome."""
+    welcome = await connected(ws, token)
+    await subscribed(ws, *channels)
     return welcome

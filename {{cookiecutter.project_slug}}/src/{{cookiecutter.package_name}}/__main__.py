@@ -1,14 +1,23 @@
-"""Entry point of `python -m`: serve the app with uvicorn, configured by the settings."""
+"""Entry point of `python -m`: serve the app with uvicorn (the default), or mint a token.
+
+`python -m {{ cookiecutter.package_name }}` serves, configured by the settings;
+`python -m {{ cookiecutter.package_name }} token --sub alice --channels 'chat:*' --ttl 3600`
+prints a token signed with AUTH_SECRET.
+"""
 
 from __future__ import annotations
 
+import argparse
 import copy
 import math
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from .auth.tokens import mint
 from .settings import LogLevel, get_settings
 
 
@@ -23,7 +32,57 @@ def logging_config(level: LogLevel) -> dict[str, Any]:
     return config
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command `argv` names (default: the process's arguments)."""
+    args = parser().parse_args(argv)
+    if args.command == "token":
+        print(token(args.sub, args.channels, args.publish, args.ttl))
+    else:
+        serve()
+
+
+def parser() -> argparse.ArgumentParser:
+    commands = argparse.ArgumentParser(prog="python -m {{ cookiecutter.package_name }}")
+    sub = commands.add_subparsers(dest="command")
+    sub.add_parser("serve", help="serve the app with uvicorn (the default)")
+    minting = sub.add_parser(
+        "token", help="print a token signed with AUTH_SECRET, for development and tests"
+    )
+    minting.add_argument("--sub", required=True, help="the user id")
+    for claim, what in (("channels", "subscribe"), ("publish", "publish")):
+        minting.add_argument(
+            f"--{claim}",
+            action="extend",
+            nargs="+",
+            default=[],
+            metavar="PATTERN",
+            help=f"channels the user may {what} to: exact names or prefixes ending in *"
+            " (several, or comma-separated)",
+        )
+    minting.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+    return commands
+
+
+def token(user: str, channels: Sequence[str], publish: Sequence[str], ttl: float) -> str:
+    """An HS256 token signed with AUTH_SECRET; exits with one line when none is set."""
+    secret = get_settings().auth_secret
+    if secret is None:
+        sys.exit("error: token: AUTH_SECRET is not set (the token command signs with it)")
+    return mint(
+        secret.get_secret_value(),
+        user,
+        ttl=ttl,
+        channels=_split(channels),
+        publish=_split(publish),
+    )
+
+
+def _split(patterns: Sequence[str]) -> list[str]:
+    return [p.strip() for value in patterns for p in value.split(",") if p.strip()]
+
+
+def serve() -> None:
+    """Serve the app with uvicorn until it is stopped."""
     settings = get_settings()
     uvicorn.run(
         f"{__package__}.main:app",

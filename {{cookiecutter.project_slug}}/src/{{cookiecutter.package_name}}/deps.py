@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 {% endif -%}
 from starlette.requests import HTTPConnection
 
+from .auth.tokens import Authenticator
 {% if cookiecutter.use_websockets -%}
 from .broadcast.hub import Hub
 {% endif -%}
@@ -36,6 +37,11 @@ async def get_settings(connection: HTTPConnection) -> Settings:
     # HTTPConnection, not Request: WebSocket endpoints need the settings too.
     settings: Settings = connection.app.state.settings
     return settings
+
+
+async def get_authenticator(connection: HTTPConnection) -> Authenticator:
+    authenticator: Authenticator = connection.app.state.authenticator
+    return authenticator
 
 
 async def get_readiness(request: Request) -> Readiness:
@@ -75,6 +81,7 @@ async def get_redis(request: Request) -> Redis:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+AuthenticatorDep = Annotated[Authenticator, Depends(get_authenticator)]
 ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
 {%- if cookiecutter.use_lifespan %}
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]

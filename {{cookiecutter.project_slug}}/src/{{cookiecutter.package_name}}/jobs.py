@@ -25,16 +25,21 @@ class JobRunner:
     def __init__(self, history: int = 1000) -> None:
         self._history = history
         self._states: OrderedDict[str, JobState] = OrderedDict()
+        # Who accepted each job (a token's `sub`; None while authentication is off).
+        self._owners: dict[str, str | None] = {}
         self._running = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def accept(self, job_id: str) -> None:
-        """Record a job as pending; call before handing it to `BackgroundTasks`."""
+    def accept(self, job_id: str, owner: str | None = None) -> None:
+        """Record `owner`'s job as pending; call before handing it to `BackgroundTasks`."""
+        self._owners[job_id] = owner
         self._record(job_id, "pending")
 
-    def state(self, job_id: str) -> JobState | None:
-        """The job's latest state, or None if unknown (or forgotten)."""
+    def state(self, job_id: str, owner: str | None = None) -> JobState | None:
+        """The job's latest state, or None if unknown, forgotten or not `owner`'s."""
+        if self._owners.get(job_id, owner) != owner:
+            return None
         return self._states.get(job_id)
 
     @property
@@ -76,4 +81,5 @@ class JobRunner:
         self._states[job_id] = state
         self._states.move_to_end(job_id)
         while len(self._states) > self._history:
-            self._states.popitem(last=False)
+            forgotten, _ = self._states.popitem(last=False)
+            self._owners.pop(forgotten, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI
 
 from . import __version__
@@ -15,6 +17,7 @@ from .api.health import router as health_router
 {%- if cookiecutter.use_background_tasks %}
 from .api.notifications import router as notifications_router
 {%- endif %}
+from .auth.tokens import Authenticator
 {%- if cookiecutter.use_websockets %}
 from .broadcast.hub import Hub
 {%- endif %}
@@ -31,20 +34,35 @@ from .jobs import JobRunner
 from .lifespan import lifespan
 {%- endif %}
 from .readiness import Readiness
+{%- if cookiecutter.use_websockets %}
+from .realtime.transport import DirectSend
+{%- endif %}
 from .settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; nothing opens until the server starts it."""
     settings = settings or get_settings()
+    docs = settings.docs
     app = FastAPI(
         title=settings.app_name,
         version=__version__,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
 {%- if cookiecutter.use_lifespan %}
         lifespan=lifespan,
 {%- endif %}
     )
     app.state.settings = settings
+    app.state.authenticator = Authenticator(settings)
+    if not app.state.authenticator.enabled:
+        logger.warning(
+            "authentication is OFF: no AUTH_SECRET, AUTH_PUBLIC_KEY or AUTH_JWKS_URL is set,"
+            " so anyone may subscribe and publish anywhere (development only)"
+        )
     app.state.readiness = Readiness(timeout=settings.ready_timeout)
 {%- if cookiecutter.use_background_tasks %}
     app.state.jobs = JobRunner(history=settings.job_history)
@@ -60,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
         queue_size=settings.ws_queue_size,
         send_timeout=settings.ws_send_timeout,
-        max_message_size=settings.ws_max_message_size,
+        max_connections=settings.ws_max_connections,
     )
     app.state.readiness.add("broadcast", app.state.hub.ready)
 {%- endif %}
@@ -74,8 +92,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.use_websockets %}
     app.include_router(ws.router)
     app.include_router(messages.router)
-    app.include_router(demo.router)
-    app.add_middleware(ws.DirectSend)
+    if settings.demo:
+        app.include_router(demo.router)
+    app.add_middleware(DirectSend)
 {%- endif %}
     return app
 

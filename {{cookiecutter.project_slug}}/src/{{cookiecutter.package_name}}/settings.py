@@ -9,13 +9,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationError, model_validator
 {% if cookiecutter.use_redis -%}
 from pydantic.functional_validators import field_validator
 {% endif -%}
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+Environment = Literal["development", "production"]
+# HS256 keys shorter than the hash are guessable (RFC 7518 section 3.2).
+MIN_SECRET_BYTES = 32
+AUTH_KEYS = ("AUTH_SECRET", "AUTH_PUBLIC_KEY", "AUTH_JWKS_URL")
 
 
 class Settings(BaseSettings):
@@ -24,6 +28,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     app_name: str = {{ cookiecutter.project_name | python_string }}
+    # production refuses to start without an authentication key and turns
+    # the API docs{% if cookiecutter.use_websockets %} and the demo page{% endif %} off unless asked for.
+    environment: Environment = "development"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
@@ -33,6 +40,19 @@ class Settings(BaseSettings):
     shutdown_timeout: float = Field(default=10.0, gt=0)
     # Each readiness check must answer within this many seconds.
     ready_timeout: float = Field(default=2.0, gt=0)
+    # Authentication: JSON Web Tokens from your identity service, verified
+    # with exactly one of these keys. None set: authentication is off, which
+    # only development allows.
+    auth_secret: SecretStr | None = None  # HS256, at least 32 bytes
+    auth_public_key: str | None = None  # PEM: RSA, EC (P-256/384/521) or Ed25519
+    auth_jwks_url: str | None = None  # a JWK Set, fetched and cached
+    # Checked when set: the token's `iss` and `aud` must match.
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # Seconds of clock difference allowed when checking `exp`.
+    auth_leeway: float = Field(default=0.0, ge=0)
+    # /docs, /redoc and /openapi.json; unset: on in development, off in production.
+    docs_enabled: bool | None = None
 {%- if cookiecutter.use_lifespan %}
     # Outbound HTTP: the shared client's timeout, and the upstream URLs that
     # /ready checks. In the environment, a JSON list:
@@ -45,6 +65,8 @@ class Settings(BaseSettings):
     job_history: int = Field(default=1000, ge=1)
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
+    # The demo page at GET /; unset: on in development, off in production.
+    demo_enabled: bool | None = None
     # WebSocket broadcast. A frame larger than this many bytes closes its
     # connection with 1009; an HTTP-published body that large gets 413.
     ws_max_message_size: int = Field(default=64 * 1024, ge=1)
@@ -52,8 +74,19 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=256, ge=1)
     # Seconds one frame may wait on a client's socket before it is closed with 1013.
     ws_send_timeout: float = Field(default=5.0, gt=0)
-    # Bad frames (not JSON, binary) one connection may send before it is closed with 1008.
+    # Bad frames in a row (not a command, binary) before a connection is
+    # closed with 4008; refused over-rate commands in a row before 4029.
     ws_max_bad_frames: int = Field(default=5, ge=1)
+    # Seconds a new connection has to send `connect` before it is closed with 4001.
+    ws_connect_timeout: float = Field(default=5.0, gt=0)
+    # Channels one connection may be subscribed to at once.
+    ws_max_subscriptions: int = Field(default=128, ge=1)
+    # Commands one connection may send: WS_RATE per second on average, in
+    # bursts of up to WS_BURST (a token bucket).
+    ws_rate: float = Field(default=50.0, gt=0)
+    ws_burst: int = Field(default=100, ge=1)
+    # Connections this process holds; a handshake beyond it gets HTTP 503.
+    ws_max_connections: int = Field(default=10_000, ge=1)
     # Origins besides the service's own that may open a WebSocket: exact
     # origins, `scheme://host:*` for any port, or "*". In the environment, a
     # JSON list: WS_ALLOWED_ORIGINS='["https://app.example.com"]'.
@@ -76,6 +109,33 @@ class Settings(BaseSettings):
     # doubles the wait (with jitter) up to this many seconds.
     redis_reconnect_max_delay: float = Field(default=5.0, ge=0.1)
 {%- endif %}
+
+    @model_validator(mode="after")
+    def _authentication_is_configured(self) -> Settings:
+        keys = [self.auth_secret, self.auth_public_key, self.auth_jwks_url]
+        if sum(key is not None for key in keys) > 1:
+            raise ValueError(f"set only one of {', '.join(AUTH_KEYS)}")
+        if self.environment == "production" and all(key is None for key in keys):
+            raise ValueError(
+                f"ENVIRONMENT=production needs one of {', '.join(AUTH_KEYS)}"
+                " (authentication cannot be off in production)"
+            )
+        secret = self.auth_secret
+        if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        return self
+
+    @property
+    def docs(self) -> bool:
+        """Whether the API docs are served."""
+        return _unless_production(self.docs_enabled, self.environment)
+{%- if cookiecutter.use_websockets %}
+
+    @property
+    def demo(self) -> bool:
+        """Whether the demo page is served."""
+        return _unless_production(self.demo_enabled, self.environment)
+{%- endif %}
 {%- if cookiecutter.use_redis %}
 
     @field_validator("redis_url")
@@ -90,7 +150,31 @@ class Settings(BaseSettings):
 {%- endif %}
 
 
+def _unless_production(enabled: bool | None, environment: Environment) -> bool:
+    return enabled if enabled is not None else environment != "production"
+
+
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment on first use."""
-    return Settings()
+    """The process-wide settings, read from the environment on first use.
+
+    A bad setting exits the process (SystemExit) with one line per problem,
+    naming the variable, instead of a traceback.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SystemExit("\n".join(problems(exc))) from None
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """One line per invalid setting: `error: VARIABLE: what is wrong (got value)`."""
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        where = f"{name}: " if name else ""
+        value = error["input"]
+        given = f" (got {value!r})" if name and not isinstance(value, dict) else ""
+        lines.append(f"error: {where}{message}{given}")
+    return lines

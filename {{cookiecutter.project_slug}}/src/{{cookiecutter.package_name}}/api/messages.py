@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Request, status
 from pydantic import BaseModel
 
+from ..auth import permissions
+from ..auth.bearer import IdentityDep
 from ..broadcast.backend import BroadcastUnavailable
 from ..broadcast.channels import CHANNEL_PATTERN, MAX_CHANNEL_LENGTH
 from ..broadcast.envelope import InvalidJSON, check_json
@@ -47,6 +49,8 @@ class Published(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=_JSON_BODY,
     responses={
+        401: {"description": "Missing or invalid bearer token"},
+        403: {"description": "The token may not publish to this channel"},
         413: {"description": "Body larger than WS_MAX_MESSAGE_SIZE"},
         415: {"description": "Content-Type is not application/json"},
         422: {"description": "Bad channel name, or the body is not JSON"},
@@ -54,9 +58,15 @@ class Published(BaseModel):
     },
 )
 async def publish_message(
-    channel: Channel, request: Request, hub: HubDep, settings: SettingsDep
+    channel: Channel, request: Request, identity: IdentityDep, hub: HubDep, settings: SettingsDep
 ) -> Published:
-    """Publish the JSON body to every subscriber of `channel`; 503 when broadcast is down."""
+    """Publish the JSON body to every subscriber of `channel`; 503 when broadcast is down.
+
+    Needs `Authorization: Bearer <token>` whose claims allow publishing to
+    `channel` (`permissions.can`), unless authentication is off.
+    """
+    if not await permissions.can(identity, "publish", channel):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"may not publish to {channel}")
     # Requiring JSON also keeps other sites' pages out: a cross-origin fetch
     # with this content type needs a CORS preflight this service never grants.
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()

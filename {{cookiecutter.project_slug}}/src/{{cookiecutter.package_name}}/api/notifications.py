@@ -9,6 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 from pydantic import BaseModel, Field
 
+from ..auth.bearer import IdentityDep
 {% if cookiecutter.use_websockets -%}
 from ..deps import HubDep, JobsDep
 {% else -%}
@@ -50,14 +51,19 @@ async def deliver_notification(notification: Notification) -> None:
 async def send_notification(
     notification: Notification,
     background_tasks: BackgroundTasks,
+    identity: IdentityDep,
     jobs: JobsDep,
 {%- if cookiecutter.use_websockets %}
     hub: HubDep,
 {%- endif %}
 ) -> Accepted:
-    """Queue a notification; it is delivered after this response is sent."""
+    """Queue a notification; it is delivered after this response is sent.
+
+    Needs a valid bearer token unless authentication is off; the job is
+    its `sub`'s to look up.
+    """
     job_id = uuid.uuid4().hex
-    jobs.accept(job_id)
+    jobs.accept(job_id, owner=identity.user)
 
     async def job() -> None:
         await deliver_notification(notification)
@@ -72,9 +78,9 @@ async def send_notification(
 
 
 @router.get("/jobs/{job_id}")
-async def job_status(job_id: str, jobs: JobsDep) -> JobStatus:
-    """The state of a job accepted earlier; 404 if unknown."""
-    state = jobs.state(job_id)
+async def job_status(job_id: str, identity: IdentityDep, jobs: JobsDep) -> JobStatus:
+    """The state of a job accepted earlier; 404 if unknown or another user's."""
+    state = jobs.state(job_id, owner=identity.user)
     if state is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id!r}")
     return JobStatus(job_id=job_id, state=state)

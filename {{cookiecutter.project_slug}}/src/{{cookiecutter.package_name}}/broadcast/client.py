@@ -67,7 +67,6 @@ class Client:
     def __init__(
         self,
         client_id: str,
-        channel: str,
         send: Send,
         *,
         queue_size: int,
@@ -75,7 +74,8 @@ class Client:
         gone: Gone | None = None,
     ) -> None:
         self.id = client_id
-        self.channel = channel
+        # The channels it is subscribed to; the hub keeps this in step.
+        self.channels: set[str] = set()
         self._send = send
         self._gone = gone
         self._queue_size = queue_size

@@ -1,7 +1,9 @@
-"""The frames a client receives, and the check that published data is JSON.
+"""The frames the hub fans out, and the check that published data is JSON.
 
-Every frame is one JSON object whose `type` says what it is: `welcome`,
-`message`, `error` or `resync`. A message envelope is built and serialised
+The hub sends two kinds of frame, each one JSON object whose `type` says
+what it is: `message` envelopes and `resync`. (The frames of the WebSocket
+protocol around them, replies and errors, are `realtime/protocol.py`'s.)
+A message envelope is built and serialised
 once, by the process that publishes it; the published data is spliced in as
 the JSON text it arrived as, so it is never parsed into Python objects and
 dumped again on its way to the clients.
@@ -76,24 +78,6 @@ def message_frame(channel: str, seq: int, origin: str, sender: str, data_json: s
     )
     # `head` ends with "}": reopen it and splice the data in unchanged.
     return f'{head[:-1]},"data":{data_json}}}'
-
-
-def welcome_frame(channel: str, client: str, origin: str, max_message_size: int) -> str:
-    """The first frame on every connection: who the client is in envelopes' `sender`."""
-    return json_text(
-        {
-            "type": "welcome",
-            "channel": channel,
-            "client": client,
-            "origin": origin,
-            "max_message_size": max_message_size,
-        }
-    )
-
-
-def error_frame(error: str, reason: str) -> str:
-    """A frame the client sent was refused; the connection stays open."""
-    return json_text({"type": "error", "error": error, "reason": reason})
 
 
 def resync_frame(channel: str, origin: str, reason: str) -> str:

@@ -1,6 +1,7 @@
-"""The hub: this process's WebSocket clients by channel, fed by one backend.
+"""The hub: this process's WebSocket connections and their channels, fed by one backend.
 
-Channels are reference-counted: the backend subscribes a channel for its
+A connection (a `Client`) joins the hub once and subscribes to any number of
+channels. Channels are reference-counted: the backend subscribes a channel for its
 first local client and unsubscribes it after its last. Publishing builds and
 serialises the envelope once; every process's hub receives that string from
 the backend and fans it out to its clients without awaiting any socket
@@ -14,7 +15,7 @@ thirds (benchmarks/README.md): each connection's state (uvicorn's protocol,
 the transport, the kernel's socket) is touched once per step, while it is hot
 in the CPU's caches, rather than once per message.
 Each client still sees every channel's messages in publish order, and a
-client gets exactly the messages delivered while it is a member.
+client gets exactly the messages delivered while it is subscribed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from starlette.types import Message
 
 from .backend import Backend, BroadcastUnavailable
 from .client import Client, Gone, Send
-from .envelope import json_text, message_frame, resync_frame, welcome_frame
+from .envelope import json_text, message_frame, resync_frame
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ SEQUENCES_KEPT = 65_536
 
 class HubStopped(BroadcastUnavailable):
     """The hub is shutting down or has stopped; it takes no new clients."""
+
+
+class HubFull(Exception):
+    """The hub holds `max_connections` clients already; it takes no more."""
 
 
 @dataclass
@@ -58,7 +63,7 @@ class HubStats:
     """A snapshot of the hub, for probes and tests."""
 
     clients: int
-    # Local clients per channel.
+    # Local subscribers per channel.
     channels: dict[str, int]
     # Messages waiting in client backlogs, and clients whose socket pushes back.
     backlog: int
@@ -66,25 +71,30 @@ class HubStats:
 
 
 class Hub:
-    """Local clients by channel; a `Receiver` for the backend."""
+    """Local clients and their channels; a `Receiver` for the backend."""
 
     def __init__(
-        self, backend: Backend, *, queue_size: int, send_timeout: float, max_message_size: int
+        self,
+        backend: Backend,
+        *,
+        queue_size: int,
+        send_timeout: float,
+        max_connections: int | None = None,
     ) -> None:
         # Names this process in every envelope it publishes.
         self.origin = uuid.uuid4().hex[:12]
         self._backend = backend
         self._queue_size = queue_size
         self._send_timeout = send_timeout
-        self._max_message_size = max_message_size
+        self._max_connections = max_connections
         self._state: Literal["new", "running", "stopping", "stopped"] = "new"
         self._start_lock = asyncio.Lock()
+        self._clients: set[Client] = set()
         self._channels: dict[str, _Channel] = {}
         # Frames delivered in this event-loop step, by channel, for `_flush`.
         self._pending: dict[str, list[Message]] = {}
         self._flush_scheduled = False
         self._sequences: OrderedDict[str, int] = OrderedDict()
-        self._clients = 0
         self._empty = asyncio.Event()
         self._empty.set()
 
@@ -100,31 +110,29 @@ class Hub:
     async def stop(self, deadline: float) -> None:
         """Refuse new clients, close every client with 1012, wait up to `deadline`
         seconds for them to leave, then stop the backend. Idempotent."""
-        if self._state == "new":
-            self._state = "stopped"
+        if self._state in ("stopping", "stopped"):
             return
-        if self._state != "running":
-            return
+        started = self._state == "running"
         self._state = "stopping"
         self._flush()  # what was delivered before the stop still goes out first
-        for entry in self._channels.values():
-            for client in entry.members:
-                client.close(status.WS_1012_SERVICE_RESTART, "server shutting down")
+        for client in self._clients:
+            client.close(status.WS_1012_SERVICE_RESTART, "server shutting down")
         try:
             async with asyncio.timeout(deadline):
                 await self.wait_empty()
         except TimeoutError:
             logger.warning(
-                "shutdown: %d WebSocket client(s) still open after %gs", self._clients, deadline
+                "shutdown: %d WebSocket client(s) still open after %gs",
+                len(self._clients),
+                deadline,
             )
-            await asyncio.gather(
-                *(c.stop_writing() for e in self._channels.values() for c in e.members)
-            )
-        await self._backend.stop()
+            await asyncio.gather(*(c.stop_writing() for c in self._clients))
+        if started:
+            await self._backend.stop()
         self._state = "stopped"
 
     async def wait_empty(self) -> None:
-        """Return once no client is registered (at once if none is)."""
+        """Return once no client is connected (at once if none is)."""
         await self._empty.wait()
 
     async def ready(self) -> str | None:
@@ -134,13 +142,47 @@ class Hub:
         await self.start()
         return self._backend.ready()
 
-    async def join(self, channel: str, send: Send, gone: Gone | None = None) -> Client:
-        """Register a client of `channel` whose frames go through `send`.
+    @property
+    def connections(self) -> int:
+        """Clients connected to this process now."""
+        return len(self._clients)
+
+    def connect(self, send: Send, gone: Gone | None = None) -> Client:
+        """Register a connection whose frames go through `send`; it has no channels yet.
 
         `gone`, when the server offers one, says whether the connection is lost.
+        Never blocks. Raises HubStopped while shutting down, HubFull at
+        `max_connections`; `disconnect` must follow every successful call.
+        """
+        if self._state in ("stopping", "stopped"):
+            raise HubStopped("the broadcast hub is shutting down")
+        if self._max_connections is not None and len(self._clients) >= self._max_connections:
+            raise HubFull(f"{self._max_connections} connections already open")
+        client = Client(
+            uuid.uuid4().hex[:12],
+            send,
+            queue_size=self._queue_size,
+            send_timeout=self._send_timeout,
+            gone=gone,
+        )
+        self._clients.add(client)
+        self._empty.clear()
+        return client
 
-        Subscribes the backend for the channel's first client; the welcome frame
-        is the client's first. Raises HubStopped while shutting down, and
+    async def disconnect(self, client: Client) -> None:
+        """Unsubscribe `client` from every channel and forget it; idempotent, never raises."""
+        for channel in list(client.channels):
+            await self.unsubscribe(client, channel)
+        self._clients.discard(client)
+        if not self._clients:
+            self._empty.set()
+
+    async def subscribe(self, client: Client, channel: str) -> None:
+        """Make `client` a subscriber of `channel`; returns once the subscription is live.
+
+        Subscribes the backend for the channel's first local subscriber. The
+        client receives exactly the messages delivered from now until it
+        unsubscribes. Raises HubStopped while shutting down, and
         BroadcastUnavailable when the backend cannot subscribe (nothing is kept).
         """
         await self.start()
@@ -158,51 +200,45 @@ class Hub:
         finally:
             entry.joining -= 1
             self._forget_if_unused(channel, entry)
-        client = Client(
-            uuid.uuid4().hex[:12],
-            channel,
-            send,
-            queue_size=self._queue_size,
-            send_timeout=self._send_timeout,
-            gone=gone,
-        )
-        welcome = welcome_frame(channel, client.id, self.origin, self._max_message_size)
-        client.offer({"type": "websocket.send", "text": welcome})
-        self._flush_channel(channel)  # delivered before this client joined: not for it
+        if client not in self._clients:
+            # It disconnected while the backend subscribed: nothing to keep.
+            await self._release(channel, entry)
+            return
+        self._flush_channel(channel)  # delivered before it subscribed: not for it
         entry.members.add(client)
-        self._clients += 1
-        self._empty.clear()
-        return client
+        client.channels.add(channel)
 
-    async def leave(self, client: Client) -> None:
-        """Unregister `client`; unsubscribes the backend after a channel's last client.
+    async def unsubscribe(self, client: Client, channel: str) -> None:
+        """Stop sending `channel` to `client`: nothing of it follows this call's return.
 
+        Unsubscribes the backend after the channel's last local subscriber.
         Idempotent; an unsubscribe failure is logged, never raised.
         """
-        entry = self._channels.get(client.channel)
+        entry = self._channels.get(channel)
+        client.channels.discard(channel)
         if entry is None or client not in entry.members:
             return
-        self._flush_channel(client.channel)  # delivered while it was a member: still its own
+        self._flush_channel(channel)  # delivered while it was subscribed: still its own
         entry.members.discard(client)
-        self._clients -= 1
+        await self._release(channel, entry)
+
+    async def _release(self, channel: str, entry: _Channel) -> None:
+        """Unsubscribe the backend from `channel` if no local client wants it any more."""
         if not entry.members:
             async with entry.lock:
                 if not entry.members and entry.subscribed:
                     entry.subscribed = False
                     try:
-                        await self._backend.unsubscribe(client.channel)
+                        await self._backend.unsubscribe(channel)
                     except Exception:
-                        logger.warning(
-                            "unsubscribing channel %r failed", client.channel, exc_info=True
-                        )
-            self._forget_if_unused(client.channel, entry)
-        if self._clients == 0:
-            self._empty.set()
+                        logger.warning("unsubscribing channel %r failed", channel, exc_info=True)
+            self._forget_if_unused(channel, entry)
 
     async def publish(self, channel: str, data_json: str, sender: str) -> int:
         """Publish `data_json` (valid JSON text) to `channel` in every process; return its seq.
 
-        Raises BroadcastUnavailable at once when the backend cannot publish.
+        Needs no subscriber. Raises BroadcastUnavailable at once when the
+        backend cannot publish.
         """
         await self.start()
         seq = self._sequences.pop(channel, 0) + 1
@@ -224,7 +260,7 @@ class Hub:
         return True
 
     def deliver(self, channel: str, message: str) -> None:
-        """Fan one serialised envelope out to the channel's clients; never blocks.
+        """Fan one serialised envelope out to the channel's subscribers; never blocks.
 
         The frame goes out at the end of this event-loop step, with any others
         delivered in it (see the module's docstring).
@@ -233,12 +269,15 @@ class Hub:
             self._queue(channel, {"type": "websocket.send", "text": message})
 
     def send_to(self, client: Client, text: str) -> None:
-        """Send a frame to `client` alone, after what its channel was delivered before it."""
-        self._flush_channel(client.channel)
+        """Send a frame to `client` alone (a reply, an error), after what its
+        channels were delivered before it; never blocks."""
+        for channel in client.channels:
+            if channel in self._pending:
+                self._flush_channel(channel)
         client.offer({"type": "websocket.send", "text": text})
 
     def resync(self) -> None:
-        """Tell every client that messages may have been missed (a `resync` frame)."""
+        """Tell every subscriber that messages may have been missed (a `resync` per channel)."""
         reason = "the broadcast backend reconnected; messages may have been missed"
         for channel in self._channels:
             self._queue(
@@ -274,12 +313,11 @@ class Hub:
                 client.offer(frame)
 
     def stats(self) -> HubStats:
-        clients = [c for entry in self._channels.values() for c in entry.members]
         return HubStats(
-            clients=len(clients),
+            clients=len(self._clients),
             channels={name: len(e.members) for name, e in self._channels.items() if e.members},
-            backlog=sum(c.backlog for c in clients),
-            pushing_back=sum(c.pushing_back for c in clients),
+            backlog=sum(c.backlog for c in self._clients),
+            pushing_back=sum(c.pushing_back for c in self._clients),
         )
 
     def _forget_if_unused(self, channel: str, entry: _Channel) -> None:

@@ -1,0 +1,1 @@
+"""Authentication (`tokens`, `bearer`) and permissions (`permissions.can`)."""

@@ -1,0 +1,1 @@
+"""The WebSocket protocol: frames (`protocol`), one connection (`session`), its limits."""

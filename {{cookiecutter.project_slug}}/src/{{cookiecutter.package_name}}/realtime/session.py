@@ -1,0 +1,276 @@
+"""One WebSocket connection after its handshake: `connect`, then commands, until it closes.
+
+A session reads frames in a task of its own and runs each command to its
+end before reading the next, so a client's replies come in the order of its
+commands. Everything it sends goes through the hub (`Hub.send_to`), after
+whatever the hub delivered to this client before. Whatever ends the
+connection (the peer leaving, a close the session or the hub asks for,
+shutdown, cancellation), the session leaves the hub once and then sends
+the close frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from fastapi import WebSocket, status
+
+from ..auth import permissions
+from ..auth.tokens import Authenticator, Identity, InvalidToken
+from ..broadcast.backend import BroadcastUnavailable
+from ..broadcast.channels import channel_problem
+from ..broadcast.client import Client
+from ..broadcast.hub import Hub, HubStopped
+from ..settings import Settings
+from . import protocol
+from .limits import TokenBucket
+from .protocol import BadFrame, Command, CommandId
+from .transport import close
+
+logger = logging.getLogger(__name__)
+
+
+class Session:
+    """The state of one connection: who it is, its subscriptions (on the hub's
+    Client), its rate bucket and its timers."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        client: Client,
+        hub: Hub,
+        authenticator: Authenticator,
+        settings: Settings,
+    ) -> None:
+        self._websocket = websocket
+        self._client = client
+        self._hub = hub
+        self._authenticator = authenticator
+        self._settings = settings
+        self._identity: Identity | None = None  # None until `connect` succeeds
+        self._bucket = TokenBucket(settings.ws_rate, settings.ws_burst)
+        self._bad_frames = 0
+        self._rate_limited = 0
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def run(self) -> None:
+        """Accept, serve until a close is asked for or the peer leaves, then close.
+
+        The client leaves the hub before this returns, whatever happens.
+        """
+        client = self._client
+        reader: asyncio.Task[None] | None = None
+        try:
+            await self._websocket.accept()
+            self._close_after(
+                self._settings.ws_connect_timeout,
+                f"no connect within {self._settings.ws_connect_timeout:g}s",
+            )
+            reader = asyncio.create_task(self._read(), name=f"websocket reader {client.id}")
+            closing = await client.wait_closing()
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+            if reader is not None:
+                reader.cancel()
+            await client.stop_writing()
+            if reader is not None:
+                await asyncio.wait([reader])
+            await self._hub.disconnect(client)
+        if closing is not None:
+            code, reason = closing
+            logger.debug("closing client %s with %d: %s", client.id, code, reason)
+            await close(self._websocket, code, reason, self._settings.ws_send_timeout)
+
+    async def _read(self) -> None:
+        """Read and run commands; the one boundary of this task logs, closes, never vanishes."""
+        limit = self._settings.ws_max_message_size
+        try:
+            while True:
+                message = await self._websocket.receive()
+                if message["type"] == "websocket.disconnect":
+                    self._client.disconnected()
+                    return
+                text: str | None = message.get("text")
+                if text is None:
+                    too_big = len(message.get("bytes") or b"") > limit
+                else:
+                    too_big = utf8_longer_than(text, limit)
+                # uvicorn's ws_max_size is 16 MiB unless set: enforce the bound here too.
+                if too_big:
+                    self._client.close(
+                        status.WS_1009_MESSAGE_TOO_BIG, f"message larger than {limit} bytes"
+                    )
+                    return
+                if not await self._handle(text):
+                    return
+        except Exception:
+            logger.exception("serving WebSocket client %s failed", self._client.id)
+            self._client.close(status.WS_1011_INTERNAL_ERROR, "internal error")
+
+    async def _handle(self, text: str | None) -> bool:
+        """Parse and run one frame (None: a binary one); False once the session must end."""
+        try:
+            if text is None:
+                raise BadFrame("binary frames are not accepted: send JSON text")
+            command: Command | BadFrame = protocol.parse(text)
+        except BadFrame as exc:
+            command = exc
+        if self._identity is not None and not self._bucket.take():
+            self._rate_limited += 1
+            if self._rate_limited >= self._settings.ws_max_bad_frames:
+                self._client.close(protocol.CLOSE_TOO_MANY_REQUESTS, "rate limit exceeded")
+                return False
+            reason = f"more than {self._settings.ws_rate:g} commands per second"
+            self._send(protocol.error(protocol.RATE_LIMITED, reason, protocol.command_id(command)))
+            return True
+        self._rate_limited = 0
+        if isinstance(command, protocol.Connect):
+            if self._identity is None:
+                return await self._connect(command)
+            command = BadFrame("already connected")
+        elif self._identity is None and not isinstance(command, BadFrame):
+            command = BadFrame("send connect first", command.id)
+        if isinstance(command, BadFrame):
+            self._bad_frames += 1
+            if self._bad_frames >= self._settings.ws_max_bad_frames:
+                self._client.close(
+                    protocol.CLOSE_POLICY_VIOLATION, f"{self._bad_frames} bad frames"
+                )
+                return False
+            self._send(protocol.error(protocol.BAD_FRAME, command.reason, command.id))
+            return True
+        self._bad_frames = 0
+        match command:
+            case protocol.Subscribe(command_id, channel):
+                return await self._subscribe(command_id, channel)
+            case protocol.Unsubscribe(command_id, channel):
+                await self._unsubscribe(command_id, channel)
+            case protocol.Publish(command_id, channel, data_json):
+                await self._publish(command_id, channel, data_json)
+            case protocol.Refresh(command_id, token):
+                await self._refresh(command_id, token)
+            case protocol.Ping(command_id):
+                self._send(protocol.reply(command_id))
+        return True
+
+    async def _connect(self, command: protocol.Connect) -> bool:
+        try:
+            identity = await self._authenticator.authenticate(command.token)
+        except InvalidToken as exc:
+            self._client.close(protocol.CLOSE_UNAUTHORIZED, f"unauthorized: {exc}")
+            return False
+        self._become(identity)
+        self._send(
+            protocol.welcome(
+                self._client.id,
+                identity.user,
+                identity.expires_at,
+                self._hub.origin,
+                self._settings.ws_max_message_size,
+                self._settings.ws_max_subscriptions,
+            )
+        )
+        return True
+
+    async def _subscribe(self, command_id: CommandId, channel: str) -> bool:
+        if not self._channel_checked(command_id, channel):
+            return True
+        if channel in self._client.channels:
+            self._refuse(command_id, protocol.ALREADY_SUBSCRIBED, f"already subscribed: {channel}")
+            return True
+        if len(self._client.channels) >= self._settings.ws_max_subscriptions:
+            reason = f"at most {self._settings.ws_max_subscriptions} subscriptions per connection"
+            self._refuse(command_id, protocol.TOO_MANY_SUBSCRIPTIONS, reason)
+            return True
+        if not await self._may("subscribe", channel):
+            self._refuse(command_id, protocol.FORBIDDEN, f"may not subscribe to {channel}")
+            return True
+        try:
+            await self._hub.subscribe(self._client, channel)
+        except HubStopped:
+            self._client.close(status.WS_1012_SERVICE_RESTART, "server shutting down")
+            return False
+        except BroadcastUnavailable as exc:
+            self._refuse(command_id, protocol.UNAVAILABLE, f"broadcast unavailable: {exc}")
+            return True
+        self._send(protocol.reply(command_id, channel=channel))
+        return True
+
+    async def _unsubscribe(self, command_id: CommandId, channel: str) -> None:
+        if not self._channel_checked(command_id, channel):
+            return
+        # Idempotent: a channel it was not subscribed to is already left.
+        await self._hub.unsubscribe(self._client, channel)
+        self._send(protocol.reply(command_id, channel=channel))
+
+    async def _publish(self, command_id: CommandId, channel: str, data_json: str) -> None:
+        if not self._channel_checked(command_id, channel):
+            return
+        if not await self._may("publish", channel):
+            self._refuse(command_id, protocol.FORBIDDEN, f"may not publish to {channel}")
+            return
+        try:
+            seq = await self._hub.publish(channel, data_json, sender=self._client.id)
+        except BroadcastUnavailable as exc:
+            self._refuse(command_id, protocol.UNAVAILABLE, f"broadcast unavailable: {exc}")
+            return
+        self._send(protocol.reply(command_id, channel=channel, seq=seq))
+
+    async def _refresh(self, command_id: CommandId, token: str) -> None:
+        try:
+            identity = await self._authenticator.authenticate(token)
+        except InvalidToken as exc:
+            self._refuse(command_id, protocol.UNAUTHORIZED, f"invalid token: {exc}")
+            return
+        if self._identity is None or identity.user != self._identity.user:
+            self._refuse(command_id, protocol.FORBIDDEN, "a refreshed token must keep its sub")
+            return
+        self._become(identity)
+        self._send(protocol.reply(command_id, expires_at=identity.expires_at))
+
+    def _become(self, identity: Identity) -> None:
+        """Take `identity` on; its token's expiry closes the connection with 4001."""
+        self._identity = identity
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if identity.expires_at is not None:
+            left = identity.expires_at + self._settings.auth_leeway - time.time()
+            self._close_after(max(0.0, left), "token expired")
+
+    def _close_after(self, seconds: float, reason: str) -> None:
+        """Close with 4001 after `seconds`, unless `_become` replaces the timer first."""
+        self._timer = asyncio.get_running_loop().call_later(
+            seconds, self._client.close, protocol.CLOSE_UNAUTHORIZED, reason
+        )
+
+    async def _may(self, action: permissions.Action, channel: str) -> bool:
+        if self._identity is None:  # commands run only after connect
+            return False
+        # Looked up at call time, so a team's replacement of `can` is the one used.
+        return await permissions.can(self._identity, action, channel)
+
+    def _channel_checked(self, command_id: CommandId, channel: str) -> bool:
+        problem = channel_problem(channel)
+        if problem is not None:
+            self._refuse(command_id, protocol.BAD_CHANNEL, problem)
+            return False
+        return True
+
+    def _refuse(self, command_id: CommandId, code: str, reason: str) -> None:
+        self._send(protocol.error(code, reason, command_id))
+
+    def _send(self, frame: str) -> None:
+        self._hub.send_to(self._client, frame)
+
+
+def utf8_longer_than(text: str, limit: int) -> bool:
+    """Whether `text` takes more than `limit` bytes as UTF-8; encodes only when in doubt."""
+    if len(text) > limit:
+        return True  # every character takes at least one byte
+    if len(text) * 4 <= limit:
+        return False  # and at most four
+    return len(text.encode()) > limit

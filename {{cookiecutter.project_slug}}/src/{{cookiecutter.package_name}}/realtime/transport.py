@@ -1,0 +1,102 @@
+"""Workarounds that reach under Starlette into the server's connection (checked: uvicorn 0.34-0.54).
+
+Kept here so that neither the route nor the session meets them:
+
+- `DirectSend` hands the server's own `send` to WebSocket endpoints, for fan-out;
+- `server_transport` finds the asyncio (or uvloop) transport under a WebSocket;
+- `abort_connection` resets a connection whose peer stopped reading, and
+  `close` falls back on it when a close frame cannot be sent in time.
+
+With a server that shows no transport, each degrades to Starlette's ordinary path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from typing import Any
+
+from fastapi import WebSocket, WebSocketDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..broadcast import client
+
+logger = logging.getLogger(__name__)
+
+# RFC 6455 section 5.5: a close frame's reason is at most 123 bytes of UTF-8.
+MAX_CLOSE_REASON = 123
+
+# Where DirectSend leaves the server's own `send` in a WebSocket's scope.
+SERVER_SEND = "broadcast.server_send"
+
+
+class DirectSend:
+    """ASGI middleware: hands the server's `send` to WebSocket endpoints, for fan-out.
+
+    Inside the app, every `send` passes through Starlette's exception
+    wrapper and `WebSocket.send`'s state checks; for a frame fanned out to
+    thousands of clients that is a sixth of its cost. The hub only sends
+    `websocket.send` messages on an accepted socket, which change no state,
+    so it may call the server directly. Add it with `app.add_middleware`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
+
+
+def fan_out_send(websocket: WebSocket) -> client.Send:
+    """The `send` the hub should use for `websocket`: the server's own when DirectSend ran."""
+    send: client.Send = websocket.scope.get(SERVER_SEND, websocket.send)
+    return send
+
+
+def server_transport(websocket: WebSocket) -> Any:
+    """The server's transport under `websocket`, or None when the server does not show it.
+
+    uvicorn's `send` is a method of its protocol object, which owns the transport.
+    """
+    server_send = websocket.scope.get(SERVER_SEND)
+    transport = getattr(getattr(server_send, "__self__", None), "transport", None)
+    # Duck-typed: uvloop's transports do not derive from asyncio.Transport.
+    needed = ("abort", "get_extra_info", "is_closing")
+    return transport if all(hasattr(transport, name) for name in needed) else None
+
+
+def abort_connection(websocket: WebSocket) -> bool:
+    """Drop the TCP connection under `websocket` now, discarding unsent data.
+
+    When the app returns, uvicorn closes the transport gracefully, and
+    asyncio's graceful close waits for the write buffer to drain: for a peer
+    that stopped reading, forever, holding the socket and its kernel buffers.
+    Even an abort leaves the kernel waiting to send what it holds; a zero
+    linger time makes the close a reset that frees it at once. A server that
+    exposes no transport is left to its own timeouts.
+    """
+    transport = server_transport(websocket)
+    if transport is None:
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+    return True
+
+
+async def close(websocket: WebSocket, code: int, reason: str, deadline: float) -> None:
+    """Send a close frame within `deadline` seconds; a peer gone or not reading is let go."""
+    reason = reason.encode()[:MAX_CLOSE_REASON].decode(errors="ignore")
+    try:
+        async with asyncio.timeout(deadline):
+            await websocket.close(code, reason)
+    except TimeoutError:
+        aborted = abort_connection(websocket)
+        logger.info("close %d not sent in %gs; connection aborted: %s", code, deadline, aborted)
+    except (WebSocketDisconnect, OSError, RuntimeError) as exc:
+        logger.debug("close %d not sent: %r", code, exc)
