@@ -41,9 +41,12 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/live.py",
         "tests/test_broadcast.py",
         "tests/test_demo.py",
+        "tests/test_http_auth.py",
         "tests/test_hub.py",
         "tests/test_messages.py",
+        "tests/test_protocol.py",
         "tests/test_ws.py",
+        "tests/test_ws_auth.py",
         "tests/test_ws_notifications.py",
         "tests/test_ws_resilience.py",
         # Listed under use_redis too: kept only when both are on.
