@@ -156,9 +156,24 @@ def test_the_image_build_cmd_and_healthcheck_work_when_run_without_docker(
     port = free_port()
     image_env = env_assignments(runtime) | {"HOST": "127.0.0.1", "PORT": str(port)}
     image_env["PATH"] = f"{venv / 'bin'}:{os.environ['PATH']}"
-    env = _clean_env(**image_env)
     workdir = tmp_path / "workdir"
     workdir.mkdir()
+    # The image runs in production: without a key it must refuse to start, in one line.
+    assert image_env["ENVIRONMENT"] == "production"
+    refused = subprocess.run(
+        command,
+        cwd=workdir,
+        env=_clean_env(**image_env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert refused.stderr.strip().count("\n") == 0, refused.stderr
+    assert "AUTH_SECRET" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    env = _clean_env(**image_env, AUTH_SECRET="s" * 32)
     process = subprocess.Popen(
         command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -185,6 +200,9 @@ def test_compose_follows_the_compose_spec_with_redis_exactly_when_chosen(
     assert status == 0, output
     services = yaml.safe_load((project / "compose.yaml").read_text())["services"]
     assert services["app"]["build"] == "."
+    # Production, and no start without a key: compose itself stops when AUTH_SECRET is unset.
+    assert services["app"]["environment"]["ENVIRONMENT"] == "production"
+    assert services["app"]["environment"]["AUTH_SECRET"].startswith("${AUTH_SECRET:?")
     if combination.answers["use_redis"]:
         redis = services["redis"]
         assert redis["image"] == "redis:7-alpine"

@@ -25,7 +25,8 @@ AUTH_KEYS = ("AUTH_SECRET", "AUTH_PUBLIC_KEY", "AUTH_JWKS_URL")
 class Settings(BaseSettings):
     """Validated configuration; a bad value fails at startup naming the variable."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # An empty variable means unset (AUTH_SECRET= in .env keeps authentication off).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     app_name: str = {{ cookiecutter.project_name | python_string }}
     # production refuses to start without an authentication key and turns
