@@ -11,6 +11,7 @@ section is the reference for clients.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -122,7 +123,12 @@ def parse(text: str) -> Command:
         channel = _string(frame, "channel", command_id)
         if "data" not in frame:
             raise BadFrame("publish needs data", command_id)
-        return Publish(command_id, channel, json_text(frame["data"]))
+        try:
+            data_json = json_text(frame["data"])
+        except ValueError as exc:
+            # 1e400 parses as infinity, which JSON cannot carry.
+            raise BadFrame(f"publish data is not JSON: {exc}", command_id) from exc
+        return Publish(command_id, channel, data_json)
     if kind == "refresh":
         return Refresh(command_id, _string(frame, "token", command_id))
     if kind == "ping":
@@ -140,6 +146,9 @@ def _id(frame: dict[str, Any]) -> CommandId:
         raise BadFrame("every command but connect needs an id: a number or a string")
     if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
         raise BadFrame(f"id longer than {MAX_ID_LENGTH} characters")
+    if isinstance(value, float) and not math.isfinite(value):
+        # 1e400 parses as infinity: no reply could echo it as JSON.
+        raise BadFrame("id must be a finite number or a string")
     return value
 
 
