@@ -12,9 +12,9 @@ from {{ cookiecutter.package_name }}.broadcast.channels import channel_problem
 from {{ cookiecutter.package_name }}.broadcast.envelope import (
     InvalidJSON,
     check_json,
-    error_frame,
+    json_text,
     message_frame,
-    welcome_frame,
+    resync_frame,
 )
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 
@@ -59,9 +59,21 @@ def test_a_message_frame_splices_the_data_in_as_sent() -> None:
     assert envelope["data"] == {"b": 1, "a": [2]}
 
 
-def test_control_frames_are_json_objects_with_a_type() -> None:
-    assert json.loads(welcome_frame("r", "c", "o", 10))["type"] == "welcome"
-    assert json.loads(error_frame("invalid_json", "why \ud800"))["reason"] == "why \ud800"
+def test_a_resync_frame_names_its_channel_and_keeps_any_reason_encodable() -> None:
+    frame = resync_frame("room", "origin1", "why \ud800")
+    frame.encode()  # a lone surrogate is escaped, so the frame is valid UTF-8
+    assert json.loads(frame) == {
+        "type": "resync",
+        "channel": "room",
+        "origin": "origin1",
+        "reason": "why \ud800",
+    }
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), [float("-inf")]])
+def test_json_text_refuses_what_json_cannot_carry(value: object) -> None:
+    with pytest.raises(ValueError, match="JSON"):
+        json_text(value)
 
 
 @pytest.mark.parametrize(

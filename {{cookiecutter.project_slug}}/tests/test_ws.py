@@ -1,15 +1,20 @@
-"""WS /ws/{channel} over real sockets: frames, envelopes, bad input, limits, origins."""
+"""WS /ws over real sockets: commands and their answers, errors, limits, multiplexing, origins.
+
+Authentication is off here (the settings name no key): `test_ws_auth.py`
+covers tokens and permissions.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import uvicorn
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.typing import Origin
@@ -18,9 +23,12 @@ from {{ cookiecutter.package_name }} import __main__ as entry_point
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
-from .live import Live, closed_with, joined, receive, serve
+from .live import WAIT, Live, closed_with, command, connected, joined, receive, serve
 
 pytestmark = pytest.mark.anyio
+
+# How often a wait on the hub's state looks again.
+POLL = 0.005
 
 
 @pytest.fixture(scope="module")
@@ -31,142 +39,421 @@ async def live() -> AsyncIterator[Live]:
         yield live
 
 
-async def test_welcome_names_the_client_the_channel_and_the_limit(live: Live) -> None:
-    async with connect(live.ws("/ws/lobby")) as ws:
-        welcome = await joined(ws)
-    assert welcome["channel"] == "lobby"
+@asynccontextmanager
+async def server(**settings: Any) -> AsyncIterator[Live]:
+    """A server of its own, for a test that needs settings the shared one lacks."""
+    async with serve(create_app(Settings(_env_file=None, **settings))) as live:
+        yield live
+
+
+async def answer_to(ws: ClientConnection, frame: str | bytes) -> dict[str, Any]:
+    """Send `frame` as it is (text or binary) and return the next frame."""
+    await ws.send(frame)
+    return await receive(ws)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait until `condition()` holds, within WAIT seconds."""
+    async with asyncio.timeout(WAIT):
+        # The hub signals no change of its counts, so this looks again.
+        while not condition():  # noqa: ASYNC110
+            await asyncio.sleep(POLL)
+
+
+async def assert_still_serving(ws: ClientConnection) -> None:
+    ping = await command(ws, "ping")
+    assert ping["type"] == "reply", ping
+
+
+# The welcome and every command's reply
+
+
+async def test_welcome_names_the_client_the_process_and_the_limits(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        welcome = await connected(ws)
+    assert set(welcome) == {
+        "type",
+        "client",
+        "user",
+        "expires_at",
+        "origin",
+        "max_message_size",
+        "max_subscriptions",
+    }
     assert welcome["client"]
+    assert welcome["user"] is None, "authentication is off: nobody in particular"
+    assert welcome["expires_at"] is None
     assert welcome["origin"] == live.hub.origin
     assert welcome["max_message_size"] == 64 * 1024
+    assert welcome["max_subscriptions"] == 128
 
 
-async def test_a_json_frame_reaches_every_subscriber_the_sender_included(live: Live) -> None:
-    async with connect(live.ws("/ws/chat")) as alice, connect(live.ws("/ws/chat")) as bob:
-        alice_id = (await joined(alice))["client"]
-        await joined(bob)
-        await alice.send(json.dumps({"text": "hi", "n": [1, 2.5, None]}))
-        for ws in (alice, bob):
-            envelope = await receive(ws)
+async def test_connect_may_leave_the_token_out_while_authentication_is_off(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        welcome = await answer_to(ws, '{"type": "connect"}')
+    assert welcome["type"] == "welcome"
+
+
+async def test_each_command_gets_its_reply(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        subscribed = await command(ws, "subscribe", channel="replies")
+        assert subscribed == {"type": "reply", "id": subscribed["id"], "channel": "replies"}
+        published = await command(ws, "publish", channel="replies", data={"n": 1})
+        assert published == {
+            "type": "reply",
+            "id": published["id"],
+            "channel": "replies",
+            "seq": 1,
+        }
+        ping = await command(ws, "ping")
+        assert ping == {"type": "reply", "id": ping["id"]}
+        refreshed = await command(ws, "refresh", token="anything")
+        assert refreshed == {"type": "reply", "id": refreshed["id"], "expires_at": None}
+        left = await command(ws, "unsubscribe", channel="replies")
+        assert left == {"type": "reply", "id": left["id"], "channel": "replies"}
+        again = await command(ws, "unsubscribe", channel="replies")
+        assert again["type"] == "reply", "unsubscribing is idempotent"
+
+
+async def test_an_id_is_echoed_exactly_as_sent(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        for command_id in ("a-string", 7, 2.5, -1, "x" * 64):
+            frame = json.dumps({"type": "ping", "id": command_id})
+            assert await answer_to(ws, frame) == {"type": "reply", "id": command_id}
+
+
+async def test_a_published_message_reaches_every_subscriber_the_publisher_included(
+    live: Live,
+) -> None:
+    async with connect(live.ws("/ws")) as alice, connect(live.ws("/ws")) as bob:
+        alice_id = (await joined(alice, "chat"))["client"]
+        await joined(bob, "chat")
+        data = {"text": "hi", "n": [1.5]}
+        publish = {"type": "publish", "id": "p", "channel": "chat", "data": data}
+        await alice.send(json.dumps(publish))
+        # The publisher gets its reply and, being subscribed, its own message.
+        alices = {frame["type"]: frame for frame in [await receive(alice), await receive(alice)]}
+        assert alices["reply"] == {"type": "reply", "id": "p", "channel": "chat", "seq": 1}
+        for envelope in (alices["message"], await receive(bob)):
             assert envelope["type"] == "message"
             assert envelope["channel"] == "chat"
             assert envelope["seq"] == 1
             assert envelope["origin"] == live.hub.origin
             assert envelope["sender"] == alice_id
             assert envelope["ts"].endswith("Z")
-            assert envelope["data"] == {"text": "hi", "n": [1, 2.5, None]}
-        await bob.send('"second"')
-        assert (await receive(alice))["seq"] == 2
-        assert (await receive(bob))["data"] == "second"
+            assert envelope["data"] == data
+        assert (await command(bob, "publish", channel="chat", data="second"))["seq"] == 2
+        assert (await receive(alice))["data"] == "second"
+
+
+async def test_a_publisher_need_not_be_subscribed(live: Live) -> None:
+    async with connect(live.ws("/ws")) as publisher, connect(live.ws("/ws")) as reader:
+        await connected(publisher)
+        await joined(reader, "outside-in")
+        reply = await command(publisher, "publish", channel="outside-in", data="hello")
+        assert reply["type"] == "reply"
+        assert reply["seq"] == 1
+        assert (await receive(reader))["data"] == "hello"
+        # Not subscribed, so its own message does not come back: the next
+        # frame it receives is the answer to its ping.
+        await publisher.send('{"type": "ping", "id": "after"}')
+        assert await receive(publisher) == {"type": "reply", "id": "after"}
 
 
 async def test_fan_out_reaches_fifty_clients_in_order(live: Live) -> None:
-    clients = [await connect(live.ws("/ws/crowd")) for _ in range(50)]
+    clients = [await connect(live.ws("/ws")) for _ in range(50)]
     try:
         for ws in clients:
-            await joined(ws)
+            await joined(ws, "crowd")
+        publisher = clients[0]
         for n in range(5):
-            await clients[n].send(json.dumps(n))
-        for ws in clients:
+            await publisher.send(
+                json.dumps({"type": "publish", "id": n, "channel": "crowd", "data": n})
+            )
+        for ws in clients[1:]:
             assert [(await receive(ws))["data"] for _ in range(5)] == [0, 1, 2, 3, 4]
+        frames = [await receive(publisher) for _ in range(10)]
+        assert [f["data"] for f in frames if f["type"] == "message"] == [0, 1, 2, 3, 4]
+        assert [f["id"] for f in frames if f["type"] == "reply"] == [0, 1, 2, 3, 4]
     finally:
         await asyncio.gather(*(ws.close() for ws in clients))
 
 
+# Multiplexing: one connection, many channels
+
+
+async def test_one_connection_gets_each_of_its_channels_and_none_after_unsubscribing(
+    live: Live,
+) -> None:
+    channels = ("multi-a", "multi-b", "multi-c")
+    async with connect(live.ws("/ws")) as reader, connect(live.ws("/ws")) as publisher:
+        await joined(reader, *channels)
+        await connected(publisher)
+        for n, channel in enumerate(channels):
+            await command(publisher, "publish", channel=channel, data=n)
+        received = [await receive(reader) for _ in channels]
+        assert [(m["type"], m["channel"], m["data"]) for m in received] == [
+            ("message", "multi-a", 0),
+            ("message", "multi-b", 1),
+            ("message", "multi-c", 2),
+        ]
+        left = await command(reader, "unsubscribe", channel="multi-b")
+        assert left["type"] == "reply"
+        await command(publisher, "publish", channel="multi-b", data="after")
+        await command(publisher, "publish", channel="multi-c", data="still")
+        # Had multi-b's message reached it, it would come first.
+        message = await receive(reader)
+        assert (message["channel"], message["data"]) == ("multi-c", "still")
+        await command(publisher, "publish", channel="multi-a", data="also")
+        assert (await receive(reader))["data"] == "also"
+        assert "multi-b" not in live.hub.stats().channels
+
+
 async def test_channels_are_isolated(live: Live) -> None:
-    async with connect(live.ws("/ws/red")) as red, connect(live.ws("/ws/blue")) as blue:
-        await joined(red)
-        await joined(blue)
-        await red.send('{"for": "red"}')
-        assert (await receive(red))["data"] == {"for": "red"}
-        # Red's message was fanned out before red got it: had it leaked to
-        # blue, it would arrive there before blue's own.
-        await blue.send('{"for": "blue"}')
-        assert (await receive(blue))["data"] == {"for": "blue"}
+    async with connect(live.ws("/ws")) as red, connect(live.ws("/ws")) as blue:
+        await joined(red, "red")
+        await joined(blue, "blue")
+        await command(red, "publish", channel="red", data={"for": "red"})
+        # Red's message was fanned out before red got its reply: had it
+        # leaked to blue, it would arrive there before blue's own.
+        await blue.send('{"type": "publish", "id": 1, "channel": "blue", "data": {"for": "blue"}}')
+        first = await receive(blue)
+        assert first["type"] == "message"
+        assert first["data"] == {"for": "blue"}
+
+
+# Errors: each leaves the connection open
 
 
 @pytest.mark.parametrize(
-    ("frame", "error"),
+    ("frame", "expected_id"),
     [
-        ("not json", "invalid_json"),
-        ("[1, 2", "invalid_json"),
-        ("NaN", "invalid_json"),
-        (b"\x00\x01", "binary_frame"),
+        ("not json", None),
+        ('{"type": "ping", "id": 1', None),
+        ("[1, 2]", None),
+        ('{"type": "dance", "id": "d"}', "d"),
+        ('{"type": "subscribe", "id": "s"}', "s"),
+        ('{"type": "subscribe", "id": "s", "channel": 5}', "s"),
+        ('{"type": "publish", "id": "p", "channel": "c"}', "p"),
+        ('{"type": "refresh", "id": "r"}', "r"),
+        ('{"type": "ping"}', None),
+        ('{"type": "ping", "id": true}', None),
+        ('{"type": "ping", "id": "' + "x" * 65 + '"}', None),
+        ('{"type": "ping", "id": 1e400}', None),
+        ('{"type": "publish", "id": "n", "channel": "c", "data": NaN}', None),
+        ('{"type": "publish", "id": "i", "channel": "c", "data": 1e400}', "i"),
+        ('{"type": "publish", "id": "deep", "channel": "c", "data": ' + "[" * 10_000, None),
+        ('{"type": "connect"}', None),
+        (b'{"type": "ping", "id": "b"}', None),
     ],
-    ids=["text", "truncated", "nan", "binary"],
+    ids=[
+        "not-json",
+        "truncated",
+        "not-an-object",
+        "unknown-type",
+        "missing-field",
+        "ill-typed-field",
+        "publish-without-data",
+        "refresh-without-token",
+        "missing-id",
+        "bool-id",
+        "overlong-id",
+        "infinite-id",
+        "nan",
+        "infinite-data",
+        "nested-too-deeply",
+        "connect-again",
+        "binary",
+    ],
 )
-async def test_a_bad_frame_gets_an_error_and_the_connection_stays_open(
-    live: Live, frame: str | bytes, error: str
+async def test_a_bad_frame_gets_bad_frame_with_its_id_and_the_connection_stays_open(
+    live: Live, frame: str | bytes, expected_id: str | None
 ) -> None:
-    async with connect(live.ws(f"/ws/bad-frame-{error}")) as ws:
-        await joined(ws)
-        await ws.send(frame)
-        answer = await receive(ws)
-        assert answer["type"] == "error"
-        assert answer["error"] == error
-        assert answer["reason"]
-        await ws.send('{"still": "here"}')
-        assert (await receive(ws))["data"] == {"still": "here"}
+    async with connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        error = await answer_to(ws, frame)
+        assert error["type"] == "error"
+        assert error["code"] == "bad_frame"
+        assert error["reason"]
+        assert error.get("id") == expected_id
+        assert ("id" in error) is (expected_id is not None)
+        await assert_still_serving(ws)
 
 
-async def test_answers_come_in_the_order_the_frames_were_sent(live: Live) -> None:
-    frames = [Frame(Opcode.TEXT, text.encode()) for text in ('"one"', "not json", '"two"')]
-    frames += [Frame(Opcode.BINARY, b"binary"), Frame(Opcode.TEXT, b'"three"')]
-    async with connect(live.ws("/ws/in-order")) as ws:
-        await joined(ws)
-        # One TCP write, so the server reads every frame in one event-loop step.
-        ws.transport.write(b"".join(frame.serialize(mask=True) for frame in frames))
-        answers = [await receive(ws) for _ in range(5)]
-    assert [a.get("data", a.get("error")) for a in answers] == [
-        "one",
-        "invalid_json",
-        "two",
-        "binary_frame",
-        "three",
-    ]
-
-
-async def test_repeated_bad_frames_close_with_1008(live: Live) -> None:
-    async with connect(live.ws("/ws/bad-frames")) as ws:
-        await joined(ws)
-        for _ in range(4):
-            await ws.send("nope")
-            assert (await receive(ws))["type"] == "error"
-        await ws.send(b"binary")
-        assert (await receive(ws))["type"] == "error"
-        code, reason = await closed_with(ws)
-    assert code == 1008
-    assert reason == "5 bad frames"
-
-
+@pytest.mark.parametrize("kind", ["subscribe", "unsubscribe", "publish"])
 @pytest.mark.parametrize(
     ("channel", "reason"),
-    [("a b", "letters, digits"), ("-lead", "start alphanumeric"), ("x" * 65, "longer than 64")],
-    ids=["space", "leading-dash", "too-long"],
+    [
+        ("a b", "letters, digits"),
+        ("-lead", "start alphanumeric"),
+        ("x" * 65, "longer than 64"),
+        ("", "empty"),
+    ],
+    ids=["space", "leading-dash", "too-long", "empty"],
 )
-async def test_a_bad_channel_name_is_closed_with_1008_and_a_reason(
-    live: Live, channel: str, reason: str
+async def test_a_bad_channel_name_is_refused_with_bad_channel_and_a_reason(
+    live: Live, kind: str, channel: str, reason: str
 ) -> None:
-    async with connect(live.ws(f"/ws/{channel.replace(' ', '%20')}")) as ws:
-        code, text = await closed_with(ws)
-    assert code == 1008
-    assert text is not None
-    assert reason in text
+    async with connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        error = await command(ws, kind, channel=channel, data="x")
+        assert error["type"] == "error"
+        assert error["code"] == "bad_channel"
+        assert reason in error["reason"]
+        await assert_still_serving(ws)
     assert channel not in live.hub.stats().channels
 
 
+async def test_subscribing_twice_is_refused_with_already_subscribed(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "twice")
+        error = await command(ws, "subscribe", channel="twice")
+        assert error["code"] == "already_subscribed"
+        await assert_still_serving(ws)
+
+
+async def test_subscriptions_beyond_the_limit_are_refused_until_one_is_left() -> None:
+    async with server(ws_max_subscriptions=2) as live, connect(live.ws("/ws")) as ws:
+        welcome = await joined(ws, "first", "second")
+        assert welcome["max_subscriptions"] == 2
+        error = await command(ws, "subscribe", channel="third")
+        assert error["code"] == "too_many_subscriptions"
+        assert "at most 2" in error["reason"]
+        await command(ws, "unsubscribe", channel="first")
+        assert (await command(ws, "subscribe", channel="third"))["type"] == "reply"
+        assert live.hub.stats().channels == {"second": 1, "third": 1}
+
+
+async def test_a_command_before_connect_is_refused_with_bad_frame(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        error = await command(ws, "subscribe", channel="early")
+        assert error["code"] == "bad_frame"
+        assert "connect" in error["reason"]
+        await joined(ws, "early")
+
+
+async def test_no_connect_within_the_timeout_closes_with_4001() -> None:
+    async with server(ws_connect_timeout=0.2) as live, connect(live.ws("/ws")) as prompt:
+        await connected(prompt)
+        async with connect(live.ws("/ws")) as silent:
+            code, reason = await closed_with(silent)
+        assert code == 4001
+        assert reason == "no connect within 0.2s"
+        # It connected before `silent` did, and is still served after
+        # `silent`'s timeout: connecting stopped its timer.
+        await assert_still_serving(prompt)
+
+
+async def test_repeated_bad_frames_close_with_4008(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        for frame in ("nope", b"binary", "[]", '{"type": "ping"}'):
+            assert (await answer_to(ws, frame))["code"] == "bad_frame"
+        await ws.send("the fifth")
+        code, reason = await closed_with(ws)
+    assert code == 4008
+    assert reason == "5 bad frames"
+
+
+async def test_a_good_command_between_bad_frames_starts_the_count_again(live: Live) -> None:
+    async with connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        for _ in range(2):
+            for _ in range(4):
+                assert (await answer_to(ws, "nope"))["code"] == "bad_frame"
+            await assert_still_serving(ws)
+        await assert_still_serving(ws)
+
+
+# Rate limits: a token bucket per connection
+
+
+async def test_over_rate_commands_are_refused_and_other_clients_are_unaffected() -> None:
+    # No refill to speak of while the test runs: five commands, then refusals.
+    settings = {"ws_rate": 0.01, "ws_burst": 5, "ws_max_bad_frames": 100}
+    async with (
+        server(**settings) as live,
+        connect(live.ws("/ws")) as flooder,
+        connect(live.ws("/ws")) as other,
+    ):
+        await joined(flooder, "limited")  # one command
+        for n in range(20):
+            await flooder.send(json.dumps({"type": "ping", "id": n}))
+        answers = [await receive(flooder) for _ in range(20)]
+        assert [a["id"] for a in answers] == list(range(20))
+        assert [a["type"] for a in answers[:4]] == ["reply"] * 4
+        for refused in answers[4:]:
+            assert refused["type"] == "error"
+            assert refused["code"] == "rate_limited"
+        # Another connection has a bucket of its own: five commands, all served.
+        await joined(other, "limited")
+        for n in range(3):
+            reply = await command(other, "publish", channel="limited", data=n)
+            assert reply["type"] == "reply"
+        await assert_still_serving(other)
+        # The flooder stays connected and still receives its channel.
+        assert [(await receive(flooder))["data"] for _ in range(3)] == [0, 1, 2]
+        assert (await command(flooder, "ping"))["code"] == "rate_limited"
+
+
+async def test_persistent_over_rate_closes_with_4029() -> None:
+    async with server(ws_rate=0.01, ws_burst=1) as live, connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        await assert_still_serving(ws)
+        for _ in range(4):
+            assert (await command(ws, "ping"))["code"] == "rate_limited"
+        await ws.send('{"type": "ping", "id": "fifth"}')
+        code, reason = await closed_with(ws)
+    assert code == 4029
+    assert reason == "rate limit exceeded"
+
+
+# Order and size
+
+
+async def test_answers_come_in_the_order_the_frames_were_sent(live: Live) -> None:
+    texts = [
+        '{"type": "publish", "id": 1, "channel": "in-order", "data": "one"}',
+        "not json",
+        '{"type": "publish", "id": 3, "channel": "in-order", "data": "two"}',
+    ]
+    frames = [Frame(Opcode.TEXT, text.encode()) for text in texts]
+    frames += [Frame(Opcode.BINARY, b"binary"), Frame(Opcode.TEXT, b'{"type": "ping", "id": 5}')]
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "in-order")
+        # One TCP write, so the server reads every frame in one event-loop step.
+        ws.transport.write(b"".join(frame.serialize(mask=True) for frame in frames))
+        received = [await receive(ws) for _ in range(7)]
+    answers = [(f["type"], f.get("id")) for f in received if f["type"] != "message"]
+    assert answers == [("reply", 1), ("error", None), ("reply", 3), ("error", None), ("reply", 5)]
+    assert [f["data"] for f in received if f["type"] == "message"] == ["one", "two"]
+
+
+def publish_frame(channel: str, size: int) -> str:
+    """A publish command of exactly `size` bytes, its data a string of x's."""
+    head = '{"type": "publish", "id": 1, "channel": "' + channel + '", "data": "'
+    tail = '"}'
+    return head + "x" * (size - len(head) - len(tail)) + tail
+
+
 async def test_a_frame_of_exactly_the_limit_is_published(live: Live) -> None:
-    data = json.dumps("x" * (64 * 1024 - 2))  # the quotes make it 64 KiB
-    async with connect(live.ws("/ws/big")) as ws:
-        await joined(ws)
-        await ws.send(data)
-        assert len((await receive(ws))["data"]) == 64 * 1024 - 2
+    frame = publish_frame("big", 64 * 1024)
+    assert len(frame.encode()) == 64 * 1024
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "big")
+        await ws.send(frame)
+        received = {f["type"]: f for f in [await receive(ws), await receive(ws)]}
+    assert received["reply"]["id"] == 1
+    assert received["message"]["data"] == json.loads(frame)["data"]
 
 
 async def test_a_frame_over_the_limit_closes_with_1009_under_plain_uvicorn(live: Live) -> None:
     # `live` runs uvicorn with its defaults: it would take frames up to 16 MiB.
-    async with connect(live.ws("/ws/too-big")) as ws:
-        await joined(ws)
-        await ws.send(json.dumps("x" * (64 * 1024 - 1)))
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "too-big")
+        await ws.send(publish_frame("too-big", 64 * 1024 + 1))
         code, reason = await closed_with(ws)
     assert code == 1009
     assert reason == "message larger than 65536 bytes"
@@ -181,32 +468,53 @@ async def test_python_m_makes_uvicorn_itself_refuse_a_frame_over_the_limit(
     monkeypatch.setenv("WS_MAX_MESSAGE_SIZE", "1000")
     get_settings.cache_clear()
     try:
-        entry_point.main()
+        entry_point.main([])
     finally:
         get_settings.cache_clear()
     assert options["ws_max_size"] == 1000
     app = create_app(Settings(_env_file=None))
     async with (
         serve(app, ws_max_size=options["ws_max_size"]) as live,
-        connect(live.ws("/ws/big")) as ws,
+        connect(live.ws("/ws")) as ws,
     ):
-        await joined(ws)
-        await ws.send(json.dumps("x" * 1000))
+        await joined(ws, "big")
+        await ws.send(publish_frame("big", 1001))
         code, _ = await closed_with(ws)
     assert code == 1009
 
 
+# Handshakes: the connection limit, origins, the old path
+
+
+async def test_a_handshake_beyond_max_connections_gets_503_until_one_closes() -> None:
+    async with (
+        server(ws_max_connections=2) as live,
+        connect(live.ws("/ws")) as first,
+        connect(live.ws("/ws")) as second,
+    ):
+        await joined(second)
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(live.ws("/ws")):
+                pass
+        assert refused.value.response.status_code == 503
+        assert b"try again later" in refused.value.response.body
+        await first.close()
+        await until(lambda: live.hub.stats().clients == 1)
+        async with connect(live.ws("/ws")) as third:
+            await joined(third)
+
+
 async def test_no_origin_is_allowed(live: Live) -> None:
-    async with connect(live.ws("/ws/no-origin")) as ws:
-        await joined(ws)
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "no-origin")
 
 
 @pytest.mark.parametrize(
     "origin", ["http://localhost:5173", "http://127.0.0.1:8080", "http://[::1]:3000"]
 )
 async def test_a_local_development_origin_is_allowed(live: Live, origin: str) -> None:
-    async with connect(live.ws("/ws/local-origin"), origin=Origin(origin)) as ws:
-        await joined(ws)
+    async with connect(live.ws("/ws"), origin=Origin(origin)) as ws:
+        await joined(ws, "local-origin")
 
 
 @pytest.mark.parametrize(
@@ -214,19 +522,25 @@ async def test_a_local_development_origin_is_allowed(live: Live, origin: str) ->
 )
 async def test_a_foreign_origin_is_refused_with_403(live: Live, origin: str) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        async with connect(live.ws("/ws/refused"), origin=Origin(origin)):
+        async with connect(live.ws("/ws"), origin=Origin(origin)):
             pass
     assert refused.value.response.status_code == 403
-    assert "refused" not in live.hub.stats().channels
 
 
 async def test_only_the_services_own_origin_when_none_is_configured() -> None:
-    app = create_app(Settings(_env_file=None, ws_allowed_origins=[]))
-    async with serve(app) as live:
+    async with server(ws_allowed_origins=[]) as live:
         own = f"http://127.0.0.1:{live.port}"
-        async with connect(live.ws("/ws/room"), origin=Origin(own)) as ws:
-            await joined(ws)
+        async with connect(live.ws("/ws"), origin=Origin(own)) as ws:
+            await joined(ws, "room")
         with pytest.raises(InvalidStatus) as refused:
-            async with connect(live.ws("/ws/room"), origin=Origin("http://localhost:1")):
+            async with connect(live.ws("/ws"), origin=Origin("http://localhost:1")):
                 pass
         assert refused.value.response.status_code == 403
+
+
+async def test_the_per_channel_path_is_gone(live: Live) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(live.ws("/ws/lobby")):
+            pass
+    assert refused.value.response.status_code == 403
+    assert "lobby" not in live.hub.stats().channels
