@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.api import notifications
+from {{ cookiecutter.package_name }}.auth.tokens import mint
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+SECRET = "a-test-secret-of-at-least-32-bytes"
 
 
 def test_a_notification_is_accepted_at_once_and_delivered_after(
@@ -61,3 +67,43 @@ def test_an_unknown_job_is_404(client: TestClient) -> None:
     response = client.get("/jobs/nope")
     assert response.status_code == 404
     assert "nope" in response.json()["detail"]
+
+
+# --- With authentication on ---------------------------------------------------
+
+
+def bearer(user: str, *, ttl: float = 60, secret: str = SECRET) -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint(secret, user, ttl=ttl)}"}
+
+
+@pytest.fixture
+def guarded() -> Iterator[TestClient]:
+    """A client of an app with AUTH_SECRET set."""
+    with TestClient(create_app(Settings(_env_file=None, auth_secret=SECRET))) as client:
+        yield client
+
+
+def test_a_notification_needs_a_valid_token_when_authentication_is_on(
+    guarded: TestClient,
+) -> None:
+    body = {"recipient": "ada@example.com", "message": "hi"}
+    missing = guarded.post("/notifications", json=body)
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == "Bearer"
+    forged = bearer("ada", secret="another-secret-of-at-least-32-bytes")
+    assert guarded.post("/notifications", json=body, headers=forged).status_code == 401
+    expired = bearer("ada", ttl=-10)
+    assert guarded.post("/notifications", json=body, headers=expired).status_code == 401
+    assert guarded.post("/notifications", json=body, headers=bearer("ada")).status_code == 202
+
+
+def test_a_job_answers_only_the_user_who_created_it(guarded: TestClient) -> None:
+    body = {"recipient": "ada@example.com", "message": "hi"}
+    job_id = guarded.post("/notifications", json=body, headers=bearer("ada")).json()["job_id"]
+    mine = guarded.get(f"/jobs/{job_id}", headers=bearer("ada"))
+    assert mine.json() == {"job_id": job_id, "state": "succeeded"}
+    # Another user learns nothing, not even that the job exists.
+    theirs = guarded.get(f"/jobs/{job_id}", headers=bearer("bob"))
+    assert theirs.status_code == 404
+    assert theirs.json() == {"detail": f"no job {job_id!r}"}
+    assert guarded.get(f"/jobs/{job_id}").status_code == 401
