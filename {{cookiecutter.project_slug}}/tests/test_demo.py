@@ -1,4 +1,10 @@
-"""The demo page: served without a build step, and working in a real headless Chromium."""
+"""The demo page: served without a build step, and working in a real headless Chromium.
+
+The browser tests drive the page as a user would (fill a token, connect,
+subscribe, publish) against a real server with authentication on, and
+check what the page shows against what a second client (a WebSocket client
+or an HTTP publisher) sends and receives.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,15 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from fastapi.testclient import TestClient
+from playwright.async_api import Browser, Page, async_playwright, expect
+from websockets.asyncio.client import connect
 
+from {{ cookiecutter.package_name }}.auth.tokens import mint
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, Live, serve
+from .live import WAIT, Live, command, joined, receive, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -29,15 +38,30 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+SECRET = "x" * 32
+PACKAGE = create_app.__module__.split(".")[0]
 
 
-@pytest.fixture
+def token(user: str, *, channels: list[str], publish: list[str]) -> str:
+    return mint(SECRET, user, ttl=600, channels=channels, publish=publish)
+
+
+@pytest.fixture(scope="module")
 async def live() -> AsyncIterator[Live]:
-    async with serve(create_app(Settings(_env_file=None))) as live:
+    """A server with authentication on, shared by the module's tests (each on its own channels)."""
+    async with serve(create_app(Settings(_env_file=None, auth_secret=SECRET))) as live:
         yield live
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+async def limited() -> AsyncIterator[Live]:
+    """A server with authentication on that allows two commands per connection, then nearly none."""
+    settings = Settings(_env_file=None, auth_secret=SECRET, ws_rate=0.001, ws_burst=2)
+    async with serve(create_app(settings)) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     if shutil.which(CHROMIUM) is None:
         pytest.fail(
@@ -52,6 +76,48 @@ async def browser() -> AsyncIterator[Browser]:
             await browser.close()
 
 
+@pytest.fixture
+async def page(browser: Browser) -> AsyncIterator[Page]:
+    """A fresh page in a context of its own, closed after the test."""
+    context = await browser.new_context()
+    context.set_default_timeout(WAIT * 1000)
+    try:
+        yield await context.new_page()
+    finally:
+        await context.close()
+
+
+async def connected_page(page: Page, live: Live, token: str = "") -> Page:
+    """`page` on the demo, connected with `token`."""
+    await page.goto(live.http("/"))
+    await page.fill("#token", token)
+    await page.click("#connect")
+    await page.locator("#status.live").wait_for()
+    return page
+
+
+async def subscribe(page: Page, channel: str) -> None:
+    """Add `channel` on the page and wait until the server confirmed it."""
+    await page.fill("#channel", channel)
+    await page.click("#subscribe")
+    await page.locator(f"{row(channel)}.subscribed").wait_for()
+
+
+async def publish(page: Page, text: str) -> None:
+    await page.fill("#message", text)
+    await page.click("#send")
+
+
+def row(channel: str) -> str:
+    """The selector of `channel`'s entry in the page's channel list."""
+    return f'#channels li[data-channel="{channel}"]'
+
+
+def log(channel: str) -> str:
+    """The selector of `channel`'s message log on the page."""
+    return f'.log[data-channel="{channel}"]'
+
+
 async def test_the_demo_page_is_served_whole_with_nothing_from_elsewhere(live: Live) -> None:
     async with httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http:
         response = await http.get("/")
@@ -59,31 +125,147 @@ async def test_the_demo_page_is_served_whole_with_nothing_from_elsewhere(live: L
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
     assert "new WebSocket(" in page
+    # The server tells the page that authentication is on, and how to mint a token.
+    assert '"auth": true' in page
+    assert f"python -m {PACKAGE} token --sub alice" in page
     # Works offline: no script, style or font from another host.
     assert "http://" not in page
     assert "https://" not in page
 
 
-async def open_demo(browser: Browser, live: Live, channel: str) -> Page:
-    page = await browser.new_page()
-    page.set_default_timeout(WAIT * 1000)
-    await page.goto(live.http("/"))
-    await page.fill("#channel", channel)
-    await page.click("#join")
-    await page.locator("#status.live").wait_for()
-    return page
+def test_the_demo_page_is_not_served_when_the_demo_is_off() -> None:
+    settings = Settings(_env_file=None, auth_secret=SECRET, demo_enabled=False)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/").status_code == 404
 
 
 @pytest.mark.browser
-async def test_two_pages_on_one_channel_see_each_others_messages(
-    live: Live, browser: Browser
+async def test_one_page_connection_carries_two_channels_to_and_from_other_clients(
+    live: Live, page: Page
 ) -> None:
-    alice = await open_demo(browser, live, "demo-room")
-    bob = await open_demo(browser, live, "demo-room")
-    await alice.fill("#message", "hello from alice")
-    await alice.click("#send")
-    await bob.locator("#log li", has_text="hello from alice").wait_for()
-    await alice.locator("#log li.mine", has_text="hello from alice").wait_for()
-    await bob.fill("#message", "hi alice")
-    await bob.press("#message", "Enter")
-    await alice.locator("#log li", has_text="hi alice").wait_for()
+    alice = token("alice", channels=["demo:*"], publish=["demo:*"])
+    bob = token("bob", channels=["demo:*"], publish=["demo:*"])
+    await connected_page(page, live, alice)
+    await expect(page.locator("#status")).to_contain_text("alice")
+    await subscribe(page, "demo:a")
+    await subscribe(page, "demo:b")
+    async with (
+        connect(live.ws("/ws")) as ws,
+        httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http,
+    ):
+        await joined(ws, "demo:b", token=bob)
+        # demo:b is selected (the last added); a message on demo:a waits, counted.
+        response = await http.post(
+            "/channels/demo:a/messages",
+            json={"text": "news for a"},
+            headers={"Authorization": f"Bearer {bob}"},
+        )
+        assert response.status_code == 202
+        await expect(page.locator(f"{row('demo:a')} .badge")).to_have_text("1 unread")
+        await page.click(f"{row('demo:a')} button.channel")
+        await page.locator(log("demo:a"), has_text="news for a").wait_for()
+
+        # Whatever another client sends is shown as text, never as markup.
+        sent = await command(ws, "publish", channel="demo:b", data={"text": "<b>hi</b> from bob"})
+        assert sent["type"] == "reply", sent
+        await page.click(f"{row('demo:b')} button.channel")
+        await page.locator(f"{log('demo:b')} li", has_text="<b>hi</b> from bob").wait_for()
+        await expect(page.locator(f"{log('demo:b')} b")).to_have_count(0)
+        await expect(page.locator(f"{log('demo:a')} li", has_text="bob")).to_have_count(0)
+
+        await publish(page, "hello from the page")
+        envelope = await receive(ws)
+        assert envelope["type"] == "message", envelope
+        assert envelope["channel"] == "demo:b"
+        assert envelope["data"] == {"text": "hello from the page"}
+        await page.locator(f"{log('demo:b')} li.mine", has_text="hello from the page").wait_for()
+
+
+@pytest.mark.browser
+async def test_a_channel_the_token_may_not_subscribe_to_shows_forbidden(
+    live: Live, page: Page
+) -> None:
+    await connected_page(page, live, token("carol", channels=["open:*"], publish=[]))
+    await page.fill("#channel", "secret:plans")
+    await page.click("#subscribe")
+    error = page.locator("#channel-error")
+    await expect(error).to_contain_text("forbidden")
+    await expect(error).to_contain_text("secret:plans")
+    await expect(page.locator(row("secret:plans"))).to_have_count(0)
+
+
+@pytest.mark.browser
+async def test_a_publish_the_token_may_not_make_shows_forbidden(live: Live, page: Page) -> None:
+    await connected_page(page, live, token("dave", channels=["readonly:*"], publish=[]))
+    await subscribe(page, "readonly:news")
+    await publish(page, "may I?")
+    error = page.locator("#publish-error")
+    await expect(error).to_contain_text("forbidden")
+    await expect(error).to_contain_text("may I?")
+
+
+@pytest.mark.browser
+async def test_a_refused_token_closes_with_4001_and_the_page_asks_for_a_new_one(
+    live: Live, page: Page
+) -> None:
+    forged = mint("y" * 32, "mallory", ttl=600, channels=["*"], publish=["*"])
+    await page.goto(live.http("/"))
+    await page.fill("#token", forged)
+    await page.click("#connect")
+    await expect(page.locator("#connection-error")).to_contain_text("4001")
+    await expect(page.locator("#connection-error")).to_contain_text("new token")
+    await expect(page.locator("#token")).to_have_attribute("aria-invalid", "true")
+    # No reconnect is scheduled: the button offers to connect, not to reconnect.
+    await expect(page.locator("#connect")).to_have_text("Connect")
+    await expect(page.locator("#disconnect")).to_be_disabled()
+
+
+@pytest.mark.browser
+async def test_a_publish_over_the_rate_limit_shows_rate_limited(limited: Live, page: Page) -> None:
+    await connected_page(page, limited, token("erin", channels=["fast:*"], publish=["fast:*"]))
+    await subscribe(page, "fast:one")  # the bucket's first command
+    await publish(page, "within the limit")  # its second
+    await page.locator(f"{log('fast:one')} li.mine", has_text="within the limit").wait_for()
+    await publish(page, "over the limit")
+    error = page.locator("#publish-error")
+    await expect(error).to_contain_text("rate_limited")
+    await expect(error).to_contain_text("over the limit")
+
+
+@pytest.mark.browser
+async def test_after_a_4029_close_the_page_reconnects_and_subscribes_again(
+    limited: Live, page: Page
+) -> None:
+    user = token("frank", channels=["again:*"], publish=["again:*"])
+    await connected_page(page, limited, user)
+    await subscribe(page, "again:one")
+    await publish(page, "within the limit")
+    # WS_MAX_BAD_FRAMES (5) refusals in a row close the connection with 4029.
+    for n in range(1, 5):
+        await publish(page, f"over the limit {n}")
+        await expect(page.locator("#publish-error")).to_contain_text(f"over the limit {n}")
+    await publish(page, "over the limit 5")
+    channel_log = page.locator(log("again:one"))
+    await channel_log.locator("li.note", has_text="4029").wait_for()
+    await channel_log.locator("li.note", has_text="Subscribed again").wait_for()
+    await page.locator("#status.live").wait_for()
+    async with httpx2.AsyncClient(base_url=limited.http(""), timeout=WAIT) as http:
+        response = await http.post(
+            "/channels/again:one/messages",
+            json={"text": "after the reconnect"},
+            headers={"Authorization": f"Bearer {user}"},
+        )
+    assert response.status_code == 202
+    await channel_log.locator("li", has_text="after the reconnect").wait_for()
+
+
+@pytest.mark.browser
+async def test_with_authentication_off_the_page_works_without_a_token(page: Page) -> None:
+    async with serve(create_app(Settings(_env_file=None))) as live:
+        await page.goto(live.http("/"))
+        await expect(page.locator("#token-help")).to_contain_text("no token needed")
+        await connected_page(page, live)
+        await expect(page.locator("#status")).to_contain_text("authentication is off")
+        await subscribe(page, "open:lobby")
+        await publish(page, "hello, anyone")
+        await page.locator(f"{log('open:lobby')} li.mine", has_text="hello, anyone").wait_for()
