@@ -1,4 +1,7 @@
-"""POST /channels/{channel}/messages over real sockets: publish from the server side."""
+"""POST /channels/{channel}/messages over real sockets: publish from the server side.
+
+Authentication is off here; bearer tokens and permissions are test_http_auth.py's.
+"""
 
 from __future__ import annotations
 
@@ -31,8 +34,8 @@ async def http(live: Live) -> AsyncIterator[httpx2.AsyncClient]:
 async def test_a_posted_body_reaches_the_channels_subscribers_and_answers_202(
     live: Live, http: httpx2.AsyncClient
 ) -> None:
-    async with connect(live.ws("/ws/news")) as ws:
-        await joined(ws)
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "news")
         response = await http.post("/channels/news/messages", json={"headline": "hello"})
         assert response.status_code == 202
         assert response.json() == {

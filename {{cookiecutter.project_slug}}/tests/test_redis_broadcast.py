@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, Live, closed_with, joined, receive, serve
+from .live import WAIT, Live, command, connected, joined, receive, serve, subscribed
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
     from .redis_server import RedisServer
@@ -81,6 +81,21 @@ async def subscribers(redis: Redis, channel: str) -> int:
     return count
 
 
+async def published(ws: ClientConnection, channel: str, data: Any) -> dict[str, Any]:
+    """Publish `data` from `ws`, which is subscribed to `channel`: its own copy of the message.
+
+    The publish must be answered with a reply naming the message's seq; the
+    copy comes back through the backend, before or after the reply.
+    """
+    await ws.send(json.dumps({"type": "publish", "id": "echo", "channel": channel, "data": data}))
+    frames = [await receive(ws), await receive(ws)]
+    [reply] = [frame for frame in frames if frame["type"] == "reply"]
+    [message] = [frame for frame in frames if frame["type"] == "message"]
+    assert reply == {"type": "reply", "id": "echo", "channel": channel, "seq": message["seq"]}
+    assert message["channel"] == channel
+    return message
+
+
 # --- Choosing the backend ---------------------------------------------------
 
 
@@ -92,12 +107,11 @@ async def test_without_redis_url_the_hub_broadcasts_in_memory_and_says_so(
     assert "REDIS_URL is not set: broadcasting in memory" in caplog.text
     async with (
         serve(app) as live,
-        connect(live.ws("/ws/lobby")) as ws,
+        connect(live.ws("/ws")) as ws,
         httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http,
     ):
-        await joined(ws)
-        await ws.send('"hello"')
-        assert (await receive(ws))["data"] == "hello"
+        await joined(ws, "lobby")
+        assert (await published(ws, "lobby", "hello"))["data"] == "hello"
         assert await ready(http) == (200, [])
 
 
@@ -199,9 +213,14 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
-@pytest.fixture
-async def two_services(redis_url: str, tmp_path: Path) -> AsyncIterator[list[ServiceProcess]]:
-    services = [ServiceProcess(redis_url, tmp_path) for _ in range(2)]
+@pytest.fixture(scope="module")
+async def two_services(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[list[ServiceProcess]]:
+    """Two service processes on the session's Redis, shared by the module's tests
+    (each on channels of its own): starting them is most of a test's time."""
+    directory = tmp_path_factory.mktemp("services")
+    services = [ServiceProcess(redis_url, directory) for _ in range(2)]
     try:
         for service in services:  # both boot at once
             await service.spawn()
@@ -223,19 +242,29 @@ async def test_messages_published_on_either_process_reach_clients_of_both_in_pub
     # Two publishers per process: a WebSocket client, and HTTP POST.
     total = 4 * count
     async with (
-        connect(first.ws(f"/ws/{channel}")) as on_first,
-        connect(second.ws(f"/ws/{channel}")) as on_second,
+        connect(first.ws("/ws")) as on_first,
+        connect(second.ws("/ws")) as on_second,
         httpx2.AsyncClient(timeout=WAIT) as http,
     ):
-        welcomes = [await joined(on_first), await joined(on_second)]
+        welcomes = [await joined(on_first, channel), await joined(on_second, channel)]
         assert welcomes[0]["origin"] != welcomes[1]["origin"]
 
         async def collect(ws: ClientConnection) -> list[dict[str, Any]]:
-            return [await receive(ws) for _ in range(total)]
+            """The next `total` frames but the replies to the client's own publishes."""
+            frames: list[dict[str, Any]] = []
+            while len(frames) < total:
+                frame = await receive(ws)
+                if frame["type"] != "reply":
+                    frames.append(frame)
+            return frames
 
         async def send_frames(ws: ClientConnection, name: str) -> None:
+            # Sent without waiting for each reply, as a busy client would.
             for number in range(count):
-                await ws.send(json.dumps({"from": name, "n": number}))
+                data = {"from": name, "n": number}
+                await ws.send(
+                    json.dumps({"type": "publish", "id": number, "channel": channel, "data": data})
+                )
 
         async def post(service: ServiceProcess, name: str) -> None:
             url = service.http(f"/channels/{channel}/messages")
@@ -264,6 +293,67 @@ async def test_messages_published_on_either_process_reach_clients_of_both_in_pub
             assert origin == welcomes[0 if name.startswith("first") else 1]["origin"]
 
 
+async def test_one_connection_on_three_channels_gets_each_from_the_other_process_until_it_leaves(
+    two_services: list[ServiceProcess], channel: str, redis_url: str
+) -> None:
+    first, second = two_services
+    red, green, blue = (f"{channel}-{colour}" for colour in ("red", "green", "blue"))
+    async with (
+        connect(first.ws("/ws")) as listener,
+        connect(second.ws("/ws")) as publisher,
+        httpx2.AsyncClient(timeout=WAIT) as http,
+        create_redis(redis_url) as redis,
+    ):
+        await joined(listener, red, green, blue)
+        publisher_welcome = await connected(publisher)  # subscribed to nothing
+
+        async def publish(target: str, via: str) -> None:
+            """Publish on the second process; returns once Redis has the message."""
+            data = {"on": target, "via": via}
+            if via == "ws":
+                reply = await command(publisher, "publish", channel=target, data=data)
+                assert reply["type"] == "reply", reply
+            else:
+                url = second.http(f"/channels/{target}/messages")
+                response = await http.post(url, json=data)
+                assert response.status_code == 202, response.text
+
+        # One after another, so Redis, and then the listener, see them in this order.
+        for name in (red, green, blue):
+            await publish(name, "ws")
+            await publish(name, "http")
+        frames = [await receive(listener) for _ in range(6)]
+        assert [(f["type"], f["channel"], f["data"]) for f in frames] == [
+            ("message", name, {"on": name, "via": via})
+            for name in (red, green, blue)
+            for via in ("ws", "http")
+        ]
+        assert [f["sender"] for f in frames] == [publisher_welcome["client"], "http"] * 3
+        assert {f["origin"] for f in frames} == {publisher_welcome["origin"]}
+
+        # One subscription in Redis per channel, the first process's: the
+        # publisher subscribed to none.
+        for name in (red, green, blue):
+            assert await subscribers(redis, name) == 1
+        left = await command(listener, "unsubscribe", channel=green)
+        assert left == {"type": "reply", "id": left["id"], "channel": green}
+        assert await subscribers(redis, green) == 0
+        await publish(green, "ws")
+        await publish(green, "http")
+        # Published after green's: had either reached the listener, it would come first.
+        await publish(blue, "ws")
+        last = await receive(listener)
+        assert (last["channel"], last["data"]) == (blue, {"on": blue, "via": "ws"})
+
+    # The connection closed: the first process lets go of its channels in Redis.
+    async with create_redis(redis_url) as redis:
+        await until(lambda: _none_subscribed(redis, [red, green, blue]))
+
+
+async def _none_subscribed(redis: Redis, channels: list[str]) -> bool:
+    return all(count == 0 for _, count in await redis.pubsub_numsub(*channels))
+
+
 # --- One process, through a Redis outage ------------------------------------
 
 
@@ -273,27 +363,25 @@ async def test_through_a_redis_outage_clients_stay_connected_are_told_to_resync_
     other = f"{channel}-other"
     async with (
         serve(create_app(redis_settings(redis_server.url))) as live,
-        connect(live.ws(f"/ws/{channel}")) as watcher,
-        connect(live.ws(f"/ws/{other}")) as talker,
+        connect(live.ws("/ws")) as watcher,
+        connect(live.ws("/ws")) as talker,
         httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http,
     ):
-        await joined(watcher)
-        await joined(talker)
+        await joined(watcher, channel)
+        await joined(talker, other)
         assert await ready(http) == (200, [])
 
         redis_server.kill()
         await until(lambda: _failing_are(http, ["broadcast", "redis"]))
         async with asyncio.timeout(2 * TIMEOUT):
             refused = await http.post(f"/channels/{channel}/messages", json="lost")
-            await talker.send('"lost too"')
-            error = await receive(talker)
+            error = await command(talker, "publish", channel=other, data="lost too")
         assert refused.status_code == 503
         assert refused.json()["detail"].startswith("broadcast unavailable")
-        assert (error["type"], error["error"]) == ("error", "unavailable")
-        # Still connected: each socket answers a ping.
-        async with asyncio.timeout(WAIT):
-            await (await watcher.ping())
-            await (await talker.ping())
+        assert (error["type"], error["code"]) == ("error", "unavailable")
+        # Still connected: each connection answers a ping command.
+        for ws in (watcher, talker):
+            assert (await command(ws, "ping"))["type"] == "reply"
 
         redis_server.restart()
         for ws, name in ((watcher, channel), (talker, other)):
@@ -304,8 +392,7 @@ async def test_through_a_redis_outage_clients_stay_connected_are_told_to_resync_
         accepted = await http.post(f"/channels/{channel}/messages", json="after")
         assert accepted.status_code == 202
         assert (await receive(watcher))["data"] == "after"
-        await talker.send('"after too"')
-        assert (await receive(talker))["data"] == "after too"
+        assert (await published(talker, other, "after too"))["data"] == "after too"
 
 
 async def _failing_are(http: httpx2.AsyncClient, names: list[str]) -> bool:
@@ -322,18 +409,17 @@ async def test_a_service_started_while_redis_is_down_serves_and_broadcasts_once_
     ):
         assert (await http.get("/health")).status_code == 200
         assert await ready(http) == (503, ["broadcast", "redis"])
-        async with connect(live.ws(f"/ws/{channel}")) as early:
-            code, reason = await closed_with(early)
-        assert code == 1013
-        assert reason is not None
-        assert reason.startswith("broadcast unavailable")
+        async with connect(live.ws("/ws")) as ws:
+            # Connecting needs no backend; subscribing does, and is refused until it is up.
+            await connected(ws)
+            refused = await command(ws, "subscribe", channel=channel)
+            assert (refused["type"], refused["code"]) == ("error", "unavailable")
+            assert refused["reason"].startswith("broadcast unavailable")
 
-        redis_server.restart()
-        await until(lambda: _is_ready(http))
-        async with connect(live.ws(f"/ws/{channel}")) as late:
-            await joined(late)
-            await late.send('"hello"')
-            assert (await receive(late))["data"] == "hello"
+            redis_server.restart()
+            await until(lambda: _is_ready(http))
+            await subscribed(ws, channel)
+            assert (await published(ws, channel, "hello"))["data"] == "hello"
 
 
 async def _is_ready(http: httpx2.AsyncClient) -> bool:
@@ -350,11 +436,11 @@ async def test_a_channel_is_subscribed_once_per_process_and_released_after_its_l
         serve(create_app(redis_settings(redis_url))) as live,
         create_redis(redis_url) as redis,
     ):
-        async with connect(live.ws(f"/ws/{channel}")) as first:
-            await joined(first)
+        async with connect(live.ws("/ws")) as first:
+            await joined(first, channel)
             assert await subscribers(redis, channel) == 1
-            async with connect(live.ws(f"/ws/{channel}")) as second:
-                await joined(second)
+            async with connect(live.ws("/ws")) as second:
+                await joined(second, channel)
                 assert await subscribers(redis, channel) == 1
             await until(lambda: _local_clients(live, channel, 1))
             assert await subscribers(redis, channel) == 1

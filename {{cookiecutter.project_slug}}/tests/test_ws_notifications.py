@@ -18,9 +18,9 @@ async def test_watchers_of_the_notifications_channel_see_each_delivery() -> None
     async with (
         serve(create_app(Settings(_env_file=None))) as live,
         httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http,
-        connect(live.ws("/ws/notifications")) as watcher,
+        connect(live.ws("/ws")) as watcher,
     ):
-        await joined(watcher)
+        await joined(watcher, "notifications")
         body = {"recipient": "ada@example.com", "message": "your report is ready"}
         response = await http.post("/notifications", json=body)
         assert response.status_code == 202

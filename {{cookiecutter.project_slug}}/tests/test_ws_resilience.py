@@ -8,6 +8,7 @@ import logging
 import select
 import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -18,7 +19,19 @@ from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, Outage, closed_with, joined, receive, serve, use_backend
+from .live import (
+    WAIT,
+    Live,
+    Outage,
+    closed_with,
+    command,
+    connected,
+    joined,
+    receive,
+    serve,
+    subscribed,
+    use_backend,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -30,8 +43,8 @@ def hub_tasks() -> list[asyncio.Task[object]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("websocket ")]
 
 
-async def stalled_client(url: str) -> ClientConnection:
-    """A client that has joined and then stopped reading from its socket.
+async def stalled_client(live: Live, channel: str) -> ClientConnection:
+    """A client that has connected, subscribed to `channel`, then stopped reading its socket.
 
     A small receive buffer and no compression let the server's buffers fill
     after a few hundred kilobytes rather than megabytes.
@@ -39,12 +52,25 @@ async def stalled_client(url: str) -> ClientConnection:
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.setblocking(False)
-    host, port = url.split("/")[2].split(":")
-    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
-    ws = await connect(url, sock=sock, compression=None)
-    await joined(ws)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", live.port))
+    ws = await connect(live.ws("/ws"), sock=sock, compression=None)
+    await joined(ws, channel)
     ws.transport.pause_reading()
     return ws
+
+
+async def published(ws: ClientConnection, channel: str, data: Any) -> dict[str, Any]:
+    """Publish `data` from `ws`, which is subscribed to `channel`: its own copy of the message.
+
+    The publish must be answered with a reply naming the message's seq.
+    """
+    await ws.send(json.dumps({"type": "publish", "id": "echo", "channel": channel, "data": data}))
+    frames = [await receive(ws), await receive(ws)]
+    [reply] = [frame for frame in frames if frame["type"] == "reply"]
+    [message] = [frame for frame in frames if frame["type"] == "message"]
+    assert reply == {"type": "reply", "id": "echo", "channel": channel, "seq": message["seq"]}
+    assert message["channel"] == channel
+    return message
 
 
 async def test_a_client_that_stops_reading_is_closed_with_1013_and_the_rest_get_everything() -> (
@@ -52,10 +78,10 @@ async def test_a_client_that_stops_reading_is_closed_with_1013_and_the_rest_get_
 ):
     settings = Settings(_env_file=None, ws_queue_size=16)
     async with serve(create_app(settings)) as live:
-        stalled = await stalled_client(live.ws("/ws/firehose"))
-        readers = [await connect(live.ws("/ws/firehose"), compression=None) for _ in range(3)]
+        stalled = await stalled_client(live, "firehose")
+        readers = [await connect(live.ws("/ws"), compression=None) for _ in range(3)]
         for ws in readers:
-            await joined(ws)
+            await joined(ws, "firehose")
 
         async def read_until_end(ws: ClientConnection) -> list[int]:
             numbers: list[int] = []
@@ -108,7 +134,7 @@ async def test_a_client_that_never_reads_again_has_its_connection_dropped() -> N
     # (with its kernel buffers) until the peer reads again, possibly never.
     settings = Settings(_env_file=None, ws_queue_size=4, ws_send_timeout=0.2)
     async with serve(create_app(settings)) as live:
-        stalled = await stalled_client(live.ws("/ws/firehose"))
+        stalled = await stalled_client(live, "firehose")
         pad = "x" * 4000
         for n in range(5_000):
             if live.hub.stats().clients == 0:
@@ -136,14 +162,18 @@ async def test_clients_that_vanish_mid_fan_out_are_unregistered_and_leave_nothin
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = create_app(Settings(_env_file=None))
+    caplog.clear()  # the app's own warning that authentication is off is not this test's
     backend = MemoryBackend()
     hub = use_backend(app, backend)
     with caplog.at_level(logging.INFO):
         async with serve(app) as live:
-            clients = [await connect(live.ws(f"/ws/storm-{i % 4}")) for i in range(100)]
-            for ws in clients:
-                await joined(ws)
+            clients = [await connect(live.ws("/ws")) for _ in range(100)]
+            # Each on two channels, so that every channel has clients that
+            # leave it while still on another.
+            for i, ws in enumerate(clients):
+                await joined(ws, f"storm-{i % 4}", f"storm-{(i + 1) % 4}")
             assert hub.stats().clients == 100
+            assert hub.stats().channels == {f"storm-{i}": 50 for i in range(4)}
             assert backend.channels == {f"storm-{i}" for i in range(4)}
             # Drop each connection without a closing handshake, publishing
             # all along, so that sends meet sockets in every state of dying.
@@ -159,15 +189,19 @@ async def test_clients_that_vanish_mid_fan_out_are_unregistered_and_leave_nothin
     assert "Traceback" not in caplog.text
 
 
-async def test_shutdown_closes_every_client_with_1012_and_ends_every_task() -> None:
+async def test_shutdown_closes_every_connection_with_1012_and_ends_every_task() -> None:
     app = create_app(Settings(_env_file=None))
     async with serve(app, uvicorn_shutdown=True) as live:
-        clients = [await connect(live.ws(f"/ws/closing-{i % 2}")) for i in range(10)]
-        for ws in clients:
-            await joined(ws)
+        clients = [await connect(live.ws("/ws")) for _ in range(10)]
+        for i, ws in enumerate(clients[:6]):
+            await joined(ws, f"closing-{i % 2}", "closing-all")
+        for ws in clients[6:8]:
+            await connected(ws)  # connected, subscribed to nothing
+        # clients[8:] opened the socket and have not sent `connect` yet.
+        assert live.hub.stats().clients == 10
         live.server.should_exit = True
         closes = await asyncio.gather(*(closed_with(ws) for ws in clients))
-    assert {code for code, _ in closes} == {1012}
+    assert [code for code, _ in closes] == [1012] * 10
     assert live.hub.stats() == IDLE
     assert hub_tasks() == []
 
@@ -177,9 +211,9 @@ async def test_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
     # timeout (a fraction of a second here, whole seconds in production).
     settings = Settings(_env_file=None, ws_queue_size=100_000, ws_send_timeout=60)
     async with serve(create_app(settings), timeout_graceful_shutdown=0.25) as live:
-        stalled = await stalled_client(live.ws("/ws/stuck"))
-        reading = await connect(live.ws("/ws/stuck"))
-        await joined(reading)
+        stalled = await stalled_client(live, "stuck")
+        reading = await connect(live.ws("/ws"))
+        await joined(reading, "stuck")
         while live.hub.stats().pushing_back == 0:
             await live.hub.publish("stuck", json_text({"pad": "x" * 8000}), "test")
             await asyncio.sleep(0)
@@ -192,15 +226,19 @@ async def test_a_client_that_stopped_reading_does_not_hold_shutdown() -> None:
     stalled.transport.abort()
 
 
-async def test_stopping_the_hub_closes_clients_with_1012_ends_its_tasks_and_refuses_new_ones() -> (
-    None
-):
+async def test_stopping_the_hub_closes_all_with_1012_ends_its_tasks_and_refuses_new_ones() -> None:
     # What the lifespan does at shutdown, for servers that do not close WebSockets themselves.
     settings = Settings(_env_file=None, ws_queue_size=100_000)
     async with serve(create_app(settings)) as live:
-        stalled = await stalled_client(live.ws("/ws/stopping"))
-        async with connect(live.ws("/ws/stopping")) as reading:
-            await joined(reading)
+        stalled = await stalled_client(live, "stopping")
+        async with (
+            connect(live.ws("/ws")) as reading,
+            connect(live.ws("/ws")) as idle,
+            connect(live.ws("/ws")) as silent,
+        ):
+            await joined(reading, "stopping")
+            await connected(idle)  # subscribed to nothing
+            # `silent` has not sent `connect`.
             while live.hub.stats().pushing_back == 0:
                 await live.hub.publish("stopping", json_text({"pad": "x" * 8000}), "test")
                 await asyncio.sleep(0)
@@ -208,77 +246,92 @@ async def test_stopping_the_hub_closes_clients_with_1012_ends_its_tasks_and_refu
                 await live.hub.stop(deadline=WAIT)
             assert live.hub.stats() == IDLE
             assert hub_tasks() == []
-            assert await closed_with(reading) == (1012, "server shutting down")
-        async with connect(live.ws("/ws/later")) as late:
+            for ws in (reading, idle, silent):
+                assert await closed_with(ws) == (1012, "server shutting down")
+        async with connect(live.ws("/ws")) as late:
             assert await closed_with(late) == (1012, "server shutting down")
         stalled.transport.abort()
 
 
 @pytest.fixture
-async def outage() -> AsyncIterator[tuple[Outage, str]]:
-    """A served app on an Outage backend, and the server's base URL (ws://...)."""
+async def outage() -> AsyncIterator[tuple[Outage, Live]]:
+    """A served app on an Outage backend."""
     app = create_app(Settings(_env_file=None))
     backend = Outage()
     use_backend(app, backend)
     async with serve(app) as live:
-        yield backend, live.ws("")
+        yield backend, live
 
 
-async def test_joining_while_the_backend_is_down_is_refused_with_1013_others_unaffected(
-    outage: tuple[Outage, str],
+async def test_a_subscribe_while_the_backend_is_down_is_refused_unavailable_the_connection_stays(
+    outage: tuple[Outage, Live],
 ) -> None:
-    backend, base = outage
-    async with connect(f"{base}/ws/steady") as steady:
-        await joined(steady)
+    backend, live = outage
+    async with connect(live.ws("/ws")) as steady, connect(live.ws("/ws")) as other:
+        await joined(steady, "steady")
+        await joined(other, "other")
         backend.down = True
-        async with connect(f"{base}/ws/new") as refused:
-            code, reason = await closed_with(refused)
-        assert code == 1013
-        assert reason == "broadcast unavailable: backend is down"
-        assert "new" not in backend.channels
-        backend.down = False
-        await steady.send('"still live"')
-        assert (await receive(steady))["data"] == "still live"
-        async with connect(f"{base}/ws/new") as later:
-            await joined(later)
-            assert "new" in backend.channels
-
-
-async def test_publishing_while_the_backend_is_down_answers_an_error_frame(
-    outage: tuple[Outage, str],
-) -> None:
-    backend, base = outage
-    async with connect(f"{base}/ws/room") as ws:
-        await joined(ws)
-        backend.down = True
-        await ws.send('{"lost": true}')
-        error = await receive(ws)
-        assert error == {
+        refused = await command(steady, "subscribe", channel="new")
+        assert refused == {
             "type": "error",
-            "error": "unavailable",
+            "id": refused["id"],
+            "code": "unavailable",
+            "reason": "broadcast unavailable: backend is down",
+        }
+        # Nothing kept of the refused subscription; the connection still answers.
+        assert "new" not in backend.channels
+        assert live.hub.stats().channels == {"steady": 1, "other": 1}
+        assert (await command(steady, "ping"))["type"] == "reply"
+        backend.down = False
+        # Its subscription from before the outage, and the other client's, still deliver.
+        assert (await published(steady, "steady", "still live"))["data"] == "still live"
+        assert (await published(other, "other", "here too"))["data"] == "here too"
+        # And subscribing again, now that the backend is back, works.
+        await subscribed(steady, "new")
+        assert "new" in backend.channels
+        assert (await published(steady, "new", "at last"))["data"] == "at last"
+
+
+async def test_publishing_while_the_backend_is_down_answers_unavailable_with_the_commands_id(
+    outage: tuple[Outage, Live],
+) -> None:
+    backend, live = outage
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "room")
+        backend.down = True
+        await ws.send(
+            json.dumps({"type": "publish", "id": "lost", "channel": "room", "data": {"lost": True}})
+        )
+        assert await receive(ws) == {
+            "type": "error",
+            "id": "lost",
+            "code": "unavailable",
             "reason": "broadcast unavailable: backend is down",
         }
         backend.down = False
-        await ws.send('{"lost": false}')
-        assert (await receive(ws))["data"] == {"lost": False}
+        assert (await published(ws, "room", {"lost": False}))["data"] == {"lost": False}
 
 
-async def test_a_resync_from_the_backend_reaches_every_client_with_its_channel() -> None:
+async def test_a_resync_from_the_backend_reaches_each_channels_subscribers_once_per_channel() -> (
+    None
+):
     app = create_app(Settings(_env_file=None))
     async with (
         serve(app) as live,
-        connect(live.ws("/ws/a")) as a,
-        connect(live.ws("/ws/b")) as b,
+        connect(live.ws("/ws")) as a,
+        connect(live.ws("/ws")) as b,
     ):
-        await joined(a)
-        await joined(b)
+        await joined(a, "a", "both")
+        await joined(b, "b")
         # What a backend calls after reconnecting (Receiver.resync).
         live.hub.resync()
-        for ws, channel in ((a, "a"), (b, "b")):
-            frame = await receive(ws)
-            assert frame["type"] == "resync"
-            assert frame["channel"] == channel
-            assert frame["origin"] == live.hub.origin
-            assert "missed" in frame["reason"]
-        await a.send(json.dumps("after"))
-        assert (await receive(a))["data"] == "after"
+        for ws, channels in ((a, ["a", "both"]), (b, ["b"])):
+            frames = [await receive(ws) for _ in channels]
+            assert sorted(frame["channel"] for frame in frames) == channels
+            for frame in frames:
+                assert frame["type"] == "resync"
+                assert frame["origin"] == live.hub.origin
+                assert "missed" in frame["reason"]
+        # Nothing more than one resync per channel came: the next frames are messages.
+        assert (await published(a, "both", "after"))["data"] == "after"
+        assert (await published(b, "b", "after too"))["data"] == "after too"
