@@ -3,6 +3,7 @@
     python benchmarks/run.py                      # everything (about an hour on 2 cores)
     python benchmarks/run.py --quick              # every scenario at toy sizes (seconds)
     python benchmarks/run.py --scenario bursts --variants ceiling,ours --runs 5
+    python benchmarks/run.py --scenario channels,capacity --variants ceiling,ours
 
 Each run starts its variant as a real process on a loopback port, drives it from this one
 asyncio process, and stops every process it started, also on Ctrl-C and on errors.
@@ -22,23 +23,26 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import procs
 from harness.report import Group, Row, render
 from harness.scenarios import (
+    FD_HEADROOM,
     Broadcast,
+    Capacity,
     broadcast_run,
+    capacity_run,
     http_run,
     redis_recovery,
     slow_pair,
     suite_run,
 )
-from harness.variants import DESCRIPTIONS, WS_VARIANTS, Unavailable, Workspace
+from harness.variants import DESCRIPTIONS, SERVICE_VARIANTS, WS_VARIANTS, Unavailable, Workspace
 
-SCENARIOS = ("bursts", "paced", "slow", "redis", "http")
+SCENARIOS = ("bursts", "paced", "channels", "slow", "capacity", "redis", "http")
 REPO = Path(__file__).resolve().parent.parent
 # option: (full run, --quick). Full sizes are the spec's (issue 6).
 DEFAULTS: dict[str, tuple[Any, Any]] = {
@@ -49,11 +53,19 @@ DEFAULTS: dict[str, tuple[Any, Any]] = {
     "paced_clients": (1000, 20),
     "paced_rate": (10.0, 10.0),
     "paced_seconds": (20.0, 1.0),
+    # 100 msgs/s to ~100 subscribers each: 10,000 frames/s, as paced (10/s to 1,000).
+    "channels_clients": (1000, 20),
+    "channels_count": (100, 5),
+    "channels_per_client": (10, 2),
+    "channels_rate": (100.0, 20.0),
+    "channels_seconds": (20.0, 1.0),
     "slow_clients": (200, 20),
     "slow_fraction": (0.05, 0.05),
     "slow_size": (16384, 1024),
     "slow_rate": (100.0, 50.0),
     "slow_seconds": (60.0, 2.0),
+    "capacity_clients": (5000, 50),
+    "capacity_concurrency": (50, 50),
     "recovery_clients": (200, 20),
     "outage": (2.0, 1.0),
     "redis_restart": (True, False),
@@ -116,6 +128,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sizes.add_argument(
         "--paced-seconds", type=float, help="paced and redis: seconds of publishing (20)"
     )
+    sizes.add_argument("--channels-clients", type=int, help="channels: clients (1000)")
+    sizes.add_argument("--channels-count", type=int, help="channels: channels published to (100)")
+    sizes.add_argument(
+        "--channels-per-client", type=int, help="channels: channels each client subscribes to (10)"
+    )
+    sizes.add_argument(
+        "--channels-rate", type=float, help="channels: messages per second, across channels (100)"
+    )
+    sizes.add_argument(
+        "--channels-seconds", type=float, help="channels: seconds of publishing (20)"
+    )
     sizes.add_argument("--slow-clients", type=int, help="slow: clients (200)")
     sizes.add_argument(
         "--slow-fraction", type=float, help="slow: fraction that stops reading (0.05)"
@@ -123,6 +146,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sizes.add_argument("--slow-size", type=int, help="slow: message size in bytes (16384)")
     sizes.add_argument("--slow-rate", type=float, help="slow: messages per second (100)")
     sizes.add_argument("--slow-seconds", type=float, help="slow: seconds of publishing (60)")
+    sizes.add_argument(
+        "--capacity-clients", type=int, help="capacity: idle connections opened (5000)"
+    )
+    sizes.add_argument(
+        "--capacity-concurrency", type=int, help="capacity: connections opening at once (50)"
+    )
     sizes.add_argument(
         "--recovery-clients", type=int, help="redis: clients during the Redis restart (200)"
     )
@@ -153,6 +182,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, (full, quick) in DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, quick if args.quick else full)
+    if not 1 <= args.channels_per_client <= args.channels_count:
+        parser.error("--channels-per-client must be between 1 and --channels-count")
     return args
 
 
@@ -164,6 +195,8 @@ class Plan:
     group: Group
     variants: list[str]
     runner: Runner
+    # variant -> what its runs measure: a later table with the same key shows the same runs.
+    keys: dict[str, str] = field(default_factory=dict)
 
 
 def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
@@ -189,11 +222,44 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
         f"N={args.paced_clients}, {args.paced_rate:g} msgs/s for {args.paced_seconds:g} s, "
         f"{args.size} B"
     )
+    paced_key = repr(paced)
     if "paced" in args.scenario:
         # With the redis scenario selected, ours-redis gets its own table there.
         chosen = [v for v in variants if not (v == "ours-redis" and "redis" in args.scenario)]
         group = Group("paced", paced_label, "broadcast", paced.__dict__, "ceiling")
-        plans.append(Plan(group, chosen, _broadcast(space, paced)))
+        plans.append(
+            Plan(group, chosen, _broadcast(space, paced), dict.fromkeys(chosen, paced_key))
+        )
+
+    if "channels" in args.scenario:
+        channels = Broadcast(
+            args.channels_clients,
+            round(args.channels_rate * args.channels_seconds),
+            args.size,
+            args.channels_rate,
+            idle=args.idle,
+            cap=args.channels_seconds * 2 + 10,
+            channels=args.channels_count,
+            per_client=args.channels_per_client,
+        )
+        subscribers = args.channels_clients * args.channels_per_client / args.channels_count
+        label = (
+            f"N={args.channels_clients}, each on {args.channels_per_client} of "
+            f"{args.channels_count} channels (~{subscribers:.0f} per channel), "
+            f"{args.channels_rate:g} msgs/s across them for {args.channels_seconds:g} s, "
+            f"{args.size} B"
+        )
+        # The baselines hold one channel per socket: the ceiling's figure is its
+        # single-channel paced run (the issue's reference), the others are left out.
+        note = f"ceiling: one channel per socket, so its single-channel paced run, {paced_label}"
+        chosen = [v for v in variants if v == "ceiling" or v in SERVICE_VARIANTS]
+        group = Group("channels", label, "broadcast", channels.__dict__, "ceiling", note)
+
+        def channels_runner(variant: str) -> Awaitable[dict[str, Any]]:
+            spec = paced if variant == "ceiling" else channels
+            return broadcast_run(space, variant, spec)
+
+        plans.append(Plan(group, chosen, channels_runner, {"ceiling": paced_key}))
 
     if "slow" in args.scenario:
         slow = Broadcast(
@@ -212,12 +278,21 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
         group = Group("slow", label, "slow", slow.__dict__)
         plans.append(Plan(group, variants, lambda v: slow_pair(space, v, slow)))
 
+    if "capacity" in args.scenario:
+        capacity = Capacity(args.capacity_clients, args.capacity_concurrency)
+        label = (
+            f"N={args.capacity_clients} idle connections on one channel, "
+            f"{args.capacity_concurrency} opening at once"
+        )
+        group = Group("capacity", label, "capacity", capacity.__dict__, "ceiling")
+        plans.append(Plan(group, variants, lambda v: capacity_run(space, v, capacity)))
+
     if "redis" in args.scenario and "ours-redis" in variants:
         chosen = [v for v in ("ceiling", "ours-redis") if v in variants]
         workers = f"{space.redis_workers} worker{'s' if space.redis_workers != 1 else ''}"
         label = f"paced over {workers}: {paced_label}"
         group = Group("redis", label, "broadcast", paced.__dict__, "ceiling")
-        plans.append(Plan(group, chosen, _broadcast(space, paced)))
+        plans.append(Plan(group, chosen, _broadcast(space, paced), {"ceiling": paced_key}))
         if args.redis_restart:
             clients, outage = args.recovery_clients, args.outage
             label = f"N={clients}, Redis killed for {outage:g} s then restarted"
@@ -268,20 +343,26 @@ def _brief(figures: dict[str, Any]) -> str:
 
 async def execute(args: argparse.Namespace, space: Workspace, groups: list[Group]) -> None:
     plans = build_plan(args, space)
+    measured: dict[tuple[str, str], Row] = {}
     for plan in plans:
         groups.append(plan.group)
         runs = 1 if plan.group.kind == "suite" else args.runs
         given_up: set[str] = set()
+        for variant in plan.variants:
+            row = plan.group.row(variant)  # rows in the plan's order
+            key = plan.keys.get(variant)
+            if key is None:
+                continue
+            earlier = measured.setdefault((variant, key), row)
+            if earlier is not row:  # the same runs as an earlier table's row
+                row.runs, row.errors = earlier.runs, earlier.errors
+                given_up.add(variant)
         # Interleave variants run by run, so a slow drift of the machine hits every variant alike.
         for index in range(runs):
             for variant in plan.variants:
                 if variant in given_up:
                     continue
                 row = plan.group.row(variant)
-                reuse = _reusable(groups, plan.group, variant)
-                if reuse is not None:
-                    row.runs = reuse.runs
-                    continue
                 started = time.monotonic()
                 where = (
                     f"[{plan.group.scenario} {plan.group.label} | run {index + 1}/{runs}] {variant}"
@@ -308,27 +389,44 @@ async def execute(args: argparse.Namespace, space: Workspace, groups: list[Group
                 )
 
 
-def _reusable(groups: list[Group], group: Group, variant: str) -> Row | None:
-    """The paced ceiling row, when the redis group's ceiling would be the very same runs."""
-    if group.scenario != "redis" or variant != "ceiling":
-        return None
-    for other in groups:
-        if other.scenario == "paced" and other.params == group.params and other.rows.get("ceiling"):
-            return other.rows["ceiling"]
-    return None
+def connections_needed(args: argparse.Namespace) -> int:
+    """The most connections one selected scenario holds open at once (one side of them)."""
+    counts = {
+        "bursts": max(args.clients, default=0) + 1,
+        "paced": args.paced_clients + 1,
+        "channels": max(args.channels_clients, args.paced_clients) + 1,
+        "slow": args.slow_clients + 1,
+        "capacity": args.capacity_clients + 1,
+        "redis": max(args.paced_clients + 1, args.recovery_clients),
+        "http": args.http_connections,
+    }
+    return max((counts[name] for name in args.scenario), default=0)
 
 
-def raise_fd_limit() -> None:
-    """1,000 clients plus the servers' sides need more than the usual 1,024 descriptors."""
+def raise_fd_limit(connections: int) -> None:
+    """Raise RLIMIT_NOFILE's soft limit to the hard one, for this process and the servers it
+    starts (they inherit it); exit naming the limit when even that is too low.
+
+    The client holds one descriptor per connection and the server another, each in its own
+    process: 5,000 connections are ~10,000 descriptors on the machine, ~5,000 per process.
+    """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    needed = connections + FD_HEADROOM
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        sys.exit(
+            f"error: {connections:,} connections need {needed:,} open files in this process and "
+            f"in each server, but RLIMIT_NOFILE's hard limit is {hard:,}: raise it (ulimit -Hn, "
+            "limits.conf, systemd's LimitNOFILE, docker run --ulimit nofile=...) or run fewer "
+            "clients (--capacity-clients, --clients, ...)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     procs.install_cleanup()
-    raise_fd_limit()
+    raise_fd_limit(connections_needed(args))
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="realtime-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     space = Workspace(

@@ -1,9 +1,11 @@
-"""The load client: N WebSocket subscribers and one publisher, all in this one asyncio process.
+"""The load client: subscribers and publishers of every variant, all in this one asyncio process.
 
-Every variant speaks the same protocol, so this client is identical for all of them: join with
-`WS /ws/{channel}`, publish by sending a text JSON frame on a socket, count `"type": "message"`
-frames. Published data carries `{"bench": [kind, seq, sent_ns], "pad": "x..."}`, `sent_ns` from
-`time.monotonic_ns()` in this process, so each receiver computes its delivery latency directly.
+The variants' protocols differ only in how a client joins channels and publishes (wire.py
+has an adapter for each); everything here is the same for all of them. Published data
+carries `{"bench": [kind, seq, sent_ns], "pad": "x..."}`, `sent_ns` from `time.monotonic_ns()`
+in this process, so each receiver computes its delivery latency directly. Warm-up messages
+carry the channel's index as their `seq`, so a subscriber knows when each of its channels
+has delivered one.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import json
 import re
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
+
+from .wire import Wire, abort_all
 
 WARMUP, MEASURED, PROBE = 0, 1, 2
 
@@ -60,31 +64,20 @@ def payload(kind: int, seq: int, size: int) -> str:
     return head + "x" * max(0, size - len(head) - 2) + '"}'
 
 
-async def open_client(url: str, open_timeout: float = 30.0) -> ClientConnection:
-    """One subscriber connection: no compression, no client pings, an unbounded receive queue
-    (the server is what must bound things; the client must never be what throttles)."""
-    return await connect(
-        url,
-        compression=None,
-        ping_interval=None,
-        max_queue=None,
-        max_size=None,
-        open_timeout=open_timeout,
-        close_timeout=1,
-    )
-
-
-async def open_clients(
-    url: str, count: int, concurrency: int = 50, timeout: float = 60.0
+async def open_many(
+    opener: Callable[[int], Awaitable[ClientConnection]],
+    count: int,
+    concurrency: int = 50,
+    timeout: float = 60.0,
 ) -> list[ClientConnection]:
-    """`count` connections, at most `concurrency` handshakes at once (a bounded SYN backlog)."""
+    """`opener(0)` ... `opener(count - 1)`, `concurrency` at a time (a bounded SYN backlog)."""
     gate = asyncio.Semaphore(concurrency)
 
-    async def one() -> ClientConnection:
+    async def one(index: int) -> ClientConnection:
         async with gate:
-            return await open_client(url)
+            return await opener(index)
 
-    tasks = [asyncio.ensure_future(one()) for _ in range(count)]
+    tasks = [asyncio.ensure_future(one(index)) for index in range(count)]
     try:
         async with asyncio.timeout(timeout):
             return list(await asyncio.gather(*tasks))
@@ -96,21 +89,15 @@ async def open_clients(
         raise
 
 
-def abort_all(connections: Sequence[ClientConnection]) -> None:
-    """Drop connections at once (the figures are taken; a close handshake would only cost time)."""
-    for connection in connections:
-        transport = connection.transport
-        if transport is not None:
-            transport.abort()
-
-
 @dataclass
 class Audience:
     """The subscribers of one run and what they received."""
 
     clients: list[ClientConnection]
-    planned: int  # measured messages each healthy client should receive
-    slow: frozenset[int] = frozenset()  # indexes that pause reading after their first warm-up frame
+    planned: Sequence[int]  # measured messages each client should receive (slow ones aside)
+    # The channel indexes each client is subscribed to; empty: every client on channel 0.
+    subscriptions: Sequence[Sequence[int]] = ()
+    slow: frozenset[int] = frozenset()  # indexes that pause reading once warm
     counts: list[int] = field(init=False)
     latencies_ns: array[int] = field(init=False, default_factory=lambda: array("q"))
     closed_at: dict[int, int] = field(init=False, default_factory=dict)
@@ -120,13 +107,22 @@ class Audience:
     all_warm: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     all_delivered: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _warm_count: int = field(init=False, default=0)
+    # Per client: a bit per channel that delivered a warm-up message, and the bits wanted.
+    _warmed: list[int] = field(init=False)
+    _wanted: list[int] = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self.counts = [0] * len(self.clients)
-        self.warm = [False] * len(self.clients)
-        self.healthy = len(self.clients) - len(self.slow)
-        self.expected = self.healthy * self.planned
+        count = len(self.clients)
+        if len(self.planned) != count:
+            raise ValueError(f"{len(self.planned)} planned counts for {count} clients")
+        self.counts = [0] * count
+        self.warm = [False] * count
+        self._warmed = [0] * count
+        subscriptions = self.subscriptions or [(0,)] * count
+        self._wanted = [sum(1 << channel for channel in set(chans)) for chans in subscriptions]
+        self.healthy = count - len(self.slow)
+        self.expected = sum(n for i, n in enumerate(self.planned) if i not in self.slow)
         if self.expected == 0:
             self.all_delivered.set()
 
@@ -151,7 +147,7 @@ class Audience:
                 parsed = parse(raw)
                 if parsed is None:
                     continue
-                kind, _seq, sent_ns = parsed
+                kind, seq, sent_ns = parsed
                 now = time.monotonic_ns()
                 if kind == MEASURED:
                     self.counts[index] += 1
@@ -163,13 +159,16 @@ class Audience:
                     if self.received >= self.expected:
                         self.all_delivered.set()
                 elif kind == WARMUP and not self.warm[index]:
+                    self._warmed[index] |= 1 << seq
+                    if (self._warmed[index] & self._wanted[index]) != self._wanted[index]:
+                        continue
                     self.warm[index] = True
                     self._warm_count += 1
                     if self._warm_count == len(self.clients):
                         self.all_warm.set()
                     if slow:
                         # A consumer that stops reading: bytes pile up in the kernel, then on the
-                        # server. The subscription is known to be live (a frame arrived).
+                        # server. Its subscriptions are known to be live (frames arrived).
                         if client.transport is not None:
                             client.transport.pause_reading()
                         return
@@ -193,46 +192,73 @@ class Audience:
 
 
 class Publisher:
-    """One WebSocket publisher on the channel; it also drains what the server sends it, since a
-    publisher that never reads is itself a slow consumer."""
+    """One WebSocket publisher to `channels` (message k goes to channel k modulo their number).
 
-    def __init__(self, connection: ClientConnection, size: int) -> None:
+    It also reads what the server sends it, since a publisher that never reads is itself a
+    slow consumer: its own messages (a baseline's publisher is a member of its channel), or a
+    reply per publish (the baked service), where it counts the errors.
+    """
+
+    def __init__(
+        self, connection: ClientConnection, wire: Wire, channels: Sequence[str], size: int
+    ) -> None:
+        if not channels:
+            raise ValueError("a publisher needs a channel")
         self.connection = connection
+        self.wire = wire
+        self.channels = list(channels)
         self.size = size
         self.sent = 0
+        self.replies = 0
+        self.errors = 0
+        self.first_error: str | None = None
         self.closed: str | None = None
-        self._drain = asyncio.create_task(self._discard())
+        self._drain = asyncio.create_task(self._read())
 
-    async def _discard(self) -> None:
+    async def _read(self) -> None:
         with contextlib.suppress(ConnectionClosed):
-            async for _ in self.connection:
-                pass
+            while True:
+                raw = await self.connection.recv(decode=False)
+                kind = _TYPE.search(raw)
+                if kind is None or kind.group(1) == b"message":
+                    continue
+                if kind.group(1) == b"reply":
+                    self.replies += 1
+                elif kind.group(1) == b"error":
+                    self.errors += 1
+                    if self.first_error is None:
+                        self.first_error = raw[:300].decode(errors="replace")
 
-    async def send(self, kind: int, seq: int) -> None:
-        await self.connection.send(payload(kind, seq, self.size))
+    async def send(self, kind: int, seq: int, channel: int = 0) -> None:
+        data = payload(kind, seq, self.size)
+        await self.connection.send(
+            self.wire.publish_frame(self.channels[channel], data, self.sent + 1)
+        )
         self.sent += 1
 
     async def warm_up(self, audience: Audience, timeout: float) -> None:
-        """Publish warm-up frames until every client got one: every subscription is live."""
-        seq = 0
+        """Publish a warm-up message to every channel, again every 0.25 s, until every client
+        got one from each of its channels: every subscription is live."""
         try:
             async with asyncio.timeout(timeout):
                 while not audience.all_warm.is_set():
-                    await self.send(WARMUP, seq)
-                    seq += 1
+                    for channel in range(len(self.channels)):
+                        await self.send(WARMUP, channel, channel)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(audience.all_warm.wait(), 0.25)
         except TimeoutError:
             warm, total = sum(audience.warm), len(audience.clients)
             raise TimeoutError(
-                f"warm-up: {warm} of {total} clients received a frame within {timeout:g}s "
-                f"({len(audience.closed_at)} closed by the server)"
+                f"warm-up: {warm} of {total} clients received a frame on each of their channels "
+                f"within {timeout:g}s ({len(audience.closed_at)} closed by the server; "
+                f"publisher: {self.errors} error(s), first {self.first_error})"
             ) from None
 
     async def publish(self, count: int, rate: float | None, cap: float) -> int:
-        """Send `count` measured messages, back to back or at `rate` per second; stop after `cap`
-        seconds whatever happens. Returns how many were sent."""
+        """Send `count` measured messages, back to back or at `rate` per second, across the
+        channels in turn; stop after `cap` seconds whatever happens. Returns how many were sent."""
         sent = 0
+        channels = len(self.channels)
         start = time.monotonic()
         try:
             async with asyncio.timeout(cap):
@@ -241,7 +267,7 @@ class Publisher:
                         delay = start + seq / rate - time.monotonic()
                         if delay > 0:
                             await asyncio.sleep(delay)  # pacing, not synchronisation
-                    await self.send(MEASURED, seq)
+                    await self.send(MEASURED, seq, seq % channels)
                     sent += 1
         except TimeoutError:
             pass  # the cap: a server that stops reading its publisher shows as unsent messages
@@ -254,6 +280,13 @@ class Publisher:
         self._drain.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
             await self._drain
+
+
+def per_channel(count: int, channels: int) -> list[int]:
+    """How many of `count` messages published in turn across `channels` each channel gets."""
+    return [
+        count // channels + (1 if channel < count % channels else 0) for channel in range(channels)
+    ]
 
 
 def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:

@@ -11,9 +11,11 @@ import asyncio
 import atexit
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -100,7 +102,10 @@ def start(
     cwd: Path | None = None,
     log_dir: Path,
 ) -> Process:
-    """Start `argv` in a new session, its output going to `log_dir/name.log`."""
+    """Start `argv` in a new session, its output going to `log_dir/name.log`.
+
+    It inherits this process's resource limits, RLIMIT_NOFILE as run.py raised it included.
+    """
     log_path = log_dir / f"{name}.log"
     log = log_path.open("ab")
     popen = subprocess.Popen(
@@ -179,6 +184,18 @@ def rss_bytes(pids: Iterable[int]) -> int:
         with contextlib.suppress(OSError):
             total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE_SIZE
     return total
+
+
+def open_files_limit(pid: int | None = None) -> int:
+    """The soft RLIMIT_NOFILE of `pid` (from /proc/<pid>/limits), or of this process."""
+    if pid is None:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return sys.maxsize if soft == resource.RLIM_INFINITY else soft
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            value = line.split()[3]
+            return sys.maxsize if value == "unlimited" else int(value)
+    raise OSError(f"/proc/{pid}/limits has no 'Max open files' line")
 
 
 def free_port() -> int:

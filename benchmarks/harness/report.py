@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["broadcast", "slow", "http", "recovery", "suite"]
+Kind = Literal["broadcast", "slow", "capacity", "http", "recovery", "suite"]
 
 
 @dataclass
@@ -61,6 +61,8 @@ class Group:
     kind: Kind
     params: dict[str, Any]
     reference: str | None = None
+    # Printed under the title: what the reference row measured, when it differs.
+    note: str = ""
     rows: dict[str, Row] = field(default_factory=dict)
 
     def row(self, variant: str) -> Row:
@@ -79,7 +81,8 @@ class Group:
         if not row.runs:
             return []
         if self.kind == "broadcast" and variant != self.reference:
-            limits = {"bursts": (1.2, None)}.get(self.scenario, (1.5, 1.5))
+            # (CPU/frame, p99) limits as ratios to the reference; channels: CPU only.
+            limits = {"bursts": (1.2, None), "channels": (1.5, None)}.get(self.scenario, (1.5, 1.5))
             goals = [_at_least("reach = 1.0 (every run)", row.minimum("reach"), 1.0)]
             goals.append(
                 _at_most(
@@ -101,6 +104,16 @@ class Group:
                 _at_most("healthy p99 <= 1.5x no-slow run", row.median("p99_vs_no_slow"), 1.5),
                 _below("memory growth < 10 MiB", row.median("memory_growth_mib"), 10.0),
             ]
+        if self.kind == "capacity" and variant != self.reference:
+            return [
+                _at_least("every connection live (every run)", row.minimum("live"), 1.0),
+                _at_most(
+                    "memory/connection <= 2x ceiling",
+                    self.ratio(variant, "kib_per_connection"),
+                    2.0,
+                ),
+                _at_least("connects/s >= 0.5x ceiling", self.ratio(variant, "connects_per_s"), 0.5),
+            ]
         if self.kind == "suite":
             return [_below("whole matrix < 90 s", row.median("wall_s"), 90.0)]
         if self.kind == "http" and variant != self.reference:
@@ -116,6 +129,7 @@ class Group:
             "kind": self.kind,
             "params": self.params,
             "reference": self.reference,
+            "note": self.note,
             "rows": [
                 {
                     "variant": row.variant,
@@ -145,6 +159,7 @@ def _below(name: str, value: float | None, limit: float) -> Goal:
 RATIO_KEYS: dict[Kind, tuple[str, ...]] = {
     "broadcast": ("frames_per_s", "p50_ms", "p99_ms", "cpu_us_per_frame", "rss_after_mib"),
     "slow": (),
+    "capacity": ("connects_per_s", "cpu_us_per_connection", "kib_per_connection"),
     "http": ("requests_per_s", "cpu_us_per_request"),
     "recovery": (),
     "suite": (),
@@ -178,7 +193,8 @@ def _figure(key: str, digits: int = 3) -> Callable[[Group, Row], str]:
         entry = row.stats().get(key)
         if entry is None:
             return "-"
-        text = _reach(entry["median"]) if "reach" in key else _num(entry["median"], digits)
+        shares = "reach" in key or key == "live"
+        text = _reach(entry["median"]) if shares else _num(entry["median"], digits)
         if len(row.runs) > 1 and entry["median"]:
             spread = (entry["max"] - entry["min"]) / abs(entry["median"]) * 100
             text += f" ±{spread / 2:.0f}%"
@@ -242,6 +258,16 @@ COLUMNS: dict[Kind, list[Column]] = {
         ("kernel queue MiB", _figure("slow_send_queue_mib")),
         ("frames/s", _figure("frames_per_s")),
     ],
+    "capacity": [
+        ("connects/s", _figure("connects_per_s")),
+        ("CPU us/conn", _figure("cpu_us_per_connection")),
+        ("KiB/conn", _figure("kib_per_connection")),
+        ("RSS MiB", _rss),
+        ("live", _figure("live", 4)),
+        ("conn/s xC", _ratio("connects_per_s")),
+        ("CPU xC", _ratio("cpu_us_per_connection")),
+        ("KiB xC", _ratio("kib_per_connection")),
+    ],
     "http": [
         ("req/s", _figure("requests_per_s")),
         ("CPU us/req", _figure("cpu_us_per_request")),
@@ -303,6 +329,8 @@ def render(group: Group) -> str:
             notes.extend(_stage_lines(row.runs[-1].get("stages", {})))
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     out = [f"== {group.scenario}: {group.label} =="]
+    if group.note:
+        out.append(f"   ({group.note})")
     for line in [header, *lines]:
         out.append(
             "  ".join(

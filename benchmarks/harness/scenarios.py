@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -23,21 +24,14 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from . import procs
-from .client import (
-    PROBE,
-    Audience,
-    Publisher,
-    abort_all,
-    open_client,
-    open_clients,
-    parse,
-    percentile,
-)
+from .client import PROBE, Audience, Publisher, open_many, parse, per_channel, percentile
 from .httpload import run_load
-from .variants import Redis, Workspace, launch
+from .variants import SERVICE_VARIANTS, Redis, Unavailable, Workspace, launch
+from .wire import Wire, abort_all
 
 CHANNEL = "bench"
 MIB = 1024 * 1024
+KIB = 1024
 # /proc/<pid>/stat counts CPU in clock ticks (10 ms at the usual 100 Hz): below this much CPU
 # the figure is mostly rounding, so it is reported as not measured.
 MIN_CPU = 5 / procs.CLOCK_TICKS
@@ -47,7 +41,8 @@ Figures = dict[str, Any]
 @dataclass(frozen=True)
 class Broadcast:
     """What one broadcast run does: N subscribers, `messages` of `size` bytes, at `rate`/s
-    (None: back to back), `slow_fraction` of the subscribers stop reading."""
+    (None: back to back), `slow_fraction` of the subscribers stop reading; published across
+    `channels` in turn, each subscriber on `per_client` of them (see `spread_channels`)."""
 
     clients: int
     messages: int
@@ -56,6 +51,31 @@ class Broadcast:
     slow_fraction: float = 0.0
     idle: float = 3.0  # give up waiting once nothing arrived for this long
     cap: float = 120.0  # bound on publishing, and again on waiting for delivery
+    channels: int = 1
+    per_client: int = 1
+
+
+def channel_names(count: int) -> list[str]:
+    return [CHANNEL] if count == 1 else [f"{CHANNEL}:{index}" for index in range(count)]
+
+
+def spread_channels(clients: int, channels: int, per_client: int) -> list[tuple[int, ...]]:
+    """The channels of each client: client i takes i, i + s, i + 2s, ... modulo `channels`.
+
+    The stride s is coprime with `channels`, so a client's channels are distinct, and about
+    channels / per_client, so they are spread out; when `channels` divides `clients`, every
+    channel has exactly clients x per_client / channels subscribers, and clients i and j
+    share a set only when i = j modulo `channels`.
+    """
+    if not 1 <= per_client <= channels:
+        raise ValueError(f"{per_client} channels per client out of {channels}")
+    stride = channels // per_client + 1 if per_client > 1 else 1
+    while math.gcd(stride, channels) != 1:
+        stride += 1
+    return [
+        tuple((client + step * stride) % channels for step in range(per_client))
+        for client in range(clients)
+    ]
 
 
 def _slow_indexes(clients: int, fraction: float) -> frozenset[int]:
@@ -84,17 +104,26 @@ async def _watch_closes(
 
 async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figures:
     """Start `variant`, connect, publish over one WebSocket, measure delivery to every client."""
+    if spec.channels > 1 and variant not in SERVICE_VARIANTS:
+        raise Unavailable("one channel per socket: it runs the single-channel scenarios only")
+    names = channel_names(spec.channels)
+    subscriptions = spread_channels(spec.clients, spec.channels, spec.per_client)
+    each = per_channel(spec.messages, spec.channels)
+    planned = [sum(each[channel] for channel in chans) for chans in subscriptions]
     server = await launch(variant, space)
+    wire = server.wire
     clients: list[ClientConnection] = []
     audience: Audience | None = None
     publisher: Publisher | None = None
     watcher: asyncio.Task[None] | None = None
     try:
         rss_start = server.process.rss_bytes()
-        clients = await open_clients(server.url(CHANNEL), spec.clients)
-        publisher = Publisher(await open_client(server.url(CHANNEL)), spec.size)
+        clients = await open_many(
+            lambda i: wire.subscriber([names[c] for c in subscriptions[i]]), spec.clients
+        )
+        publisher = Publisher(await wire.publisher(names), wire, names, spec.size)
         slow = _slow_indexes(spec.clients, spec.slow_fraction)
-        audience = Audience(clients, planned=spec.messages, slow=slow)
+        audience = Audience(clients, planned, subscriptions, slow)
         audience.start()
         await publisher.warm_up(audience, timeout=30)
         workers = server.worker_pids()
@@ -147,6 +176,9 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
         "rss_after_mib": rss_end / MIB,
         "published": sent,
         "publisher_closed": publisher.closed,
+        # Error frames the publisher got back (the baked service answers every publish).
+        "publisher_errors": publisher.errors,
+        "publisher_first_error": publisher.first_error,
         "received": received,
         "expected": audience.expected,
         "all_delivered": delivered,
@@ -194,9 +226,89 @@ async def slow_pair(space: Workspace, variant: str, spec: Broadcast) -> Figures:
         "slow_send_queue_mib": slow["slow_send_queue_mib"],
         "healthy_closed_by_server": slow["healthy_closed_by_server"],
         "publisher_closed": slow["publisher_closed"],
+        "publisher_errors": slow["publisher_errors"],
         "client_cpu_share": slow["client_cpu_share"],
         "no_slow_client_cpu_share": reference["client_cpu_share"],
         "server_cpu_share": slow["server_cpu_share"],
+    }
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """What one capacity run does: `clients` idle connections, each subscribed to one channel,
+    at most `concurrency` of them opening at once."""
+
+    clients: int
+    concurrency: int = 50
+    timeout: float = 120.0  # bound on opening them all
+
+
+# Descriptors a process needs besides its connections: listening socket, logs, epoll, pipes.
+FD_HEADROOM = 200
+
+
+def _enough_descriptors(needed: int, pid: int | None, who: str) -> None:
+    limit = procs.open_files_limit(pid)
+    if limit < needed:
+        raise Unavailable(
+            f"{who} may open {limit} files (RLIMIT_NOFILE), {needed} needed: raise the hard "
+            "limit (ulimit -Hn, limits.conf, systemd's LimitNOFILE) or lower --capacity-clients"
+        )
+
+
+async def capacity_run(space: Workspace, variant: str, spec: Capacity) -> Figures:
+    """Open `spec.clients` connections, each connected (authenticated, for the baked service)
+    and subscribed to one channel: how fast they opened, the server's memory per connection,
+    and whether every one of them is live (a message published afterwards reaches each)."""
+    _enough_descriptors(spec.clients + FD_HEADROOM, None, "this process")
+    server = await launch(variant, space)
+    wire = server.wire
+    clients: list[ClientConnection] = []
+    audience: Audience | None = None
+    publisher: Publisher | None = None
+    try:
+        # Servers inherit the harness's raised limit (run.py); check, rather than assume.
+        _enough_descriptors(spec.clients + FD_HEADROOM, server.process.pid, variant)
+        credentials = wire.credentials(spec.clients)  # minted before the clock starts
+        rss_start = server.process.rss_bytes()
+        cpu_start = server.process.cpu_seconds()
+        client_cpu_start = time.process_time()
+        start = time.monotonic()
+        clients = await open_many(
+            lambda i: wire.subscriber([CHANNEL], credentials[i]),
+            spec.clients,
+            spec.concurrency,
+            spec.timeout,
+        )
+        elapsed = time.monotonic() - start
+        cpu = server.process.cpu_seconds() - cpu_start
+        client_cpu = time.process_time() - client_cpu_start
+        rss_end = server.process.rss_bytes()
+        audience = Audience(clients, [0] * len(clients))
+        audience.start()
+        publisher = Publisher(await wire.publisher([CHANNEL]), wire, [CHANNEL], 100)
+        with contextlib.suppress(TimeoutError):  # reported as the share of live connections
+            await publisher.warm_up(audience, timeout=30)
+    finally:
+        if audience is not None:
+            await audience.stop()
+        else:
+            abort_all(clients)
+        if publisher is not None:
+            await publisher.close()
+        server.stop()
+    opened = len(clients)
+    return {
+        "connections": opened,
+        "connects_per_s": opened / elapsed,
+        "cpu_us_per_connection": cpu * 1e6 / opened if cpu >= MIN_CPU else None,
+        "kib_per_connection": (rss_end - rss_start) / KIB / opened,
+        "rss_before_mib": rss_start / MIB,
+        "rss_after_mib": rss_end / MIB,
+        "live": sum(audience.warm) / opened,
+        "seconds": elapsed,
+        "client_cpu_share": client_cpu / elapsed,
+        "server_cpu_share": cpu / elapsed,
     }
 
 
@@ -240,11 +352,11 @@ class _Probes:
             self.complete.set()
 
 
-async def _probe_listener(url: str, index: int, probes: _Probes, stop: asyncio.Event) -> None:
+async def _probe_listener(wire: Wire, index: int, probes: _Probes, stop: asyncio.Event) -> None:
     """A subscriber that reconnects whenever the server drops it, as a real client would."""
     while not stop.is_set():
         try:
-            connection = await open_client(url, open_timeout=5)
+            connection = await wire.subscriber([CHANNEL], open_timeout=5)
         except Exception:  # refused or reset while the service recovers: retry
             await asyncio.sleep(0.1)  # reconnect backoff
             continue
@@ -270,11 +382,12 @@ async def redis_recovery(space: Workspace, clients: int, down: float, timeout: f
     probes = _Probes(clients)
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(_probe_listener(server.url(CHANNEL), index, probes, stop))
+        asyncio.create_task(_probe_listener(server.wire, index, probes, stop))
         for index in range(clients)
     ]
     sequence = 0
     publish_url = f"http://127.0.0.1:{server.port}/channels/{CHANNEL}/messages"
+    headers = server.wire.http_headers()  # a bearer token that may publish
     failed_publishes = 0
 
     async def publish(http: httpx.AsyncClient) -> None:
@@ -282,7 +395,7 @@ async def redis_recovery(space: Workspace, clients: int, down: float, timeout: f
         sequence += 1
         body = {"bench": [PROBE, sequence, time.monotonic_ns()], "pad": ""}
         try:
-            answer = await http.post(publish_url, json=body, timeout=1.0)
+            answer = await http.post(publish_url, json=body, headers=headers, timeout=1.0)
             if answer.status_code != 202:
                 failed_publishes += 1
         except httpx.HTTPError:

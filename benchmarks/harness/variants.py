@@ -14,21 +14,43 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection
 
 from . import procs
-from .client import abort_all, open_client
+from .tokens import Issuer
+from .wire import ChannelPerSocket, Multiplexed, Refused, Wire, abort_all
 
 SERVERS = Path(__file__).resolve().parent.parent / "servers"
 LOG_LEVEL = "warning"  # no access log lines: they would be counted as the server's CPU
 
 WS_VARIANTS = ("ceiling", "tutorial", "broadcaster", "ours", "ours-redis")
 HTTP_VARIANTS = ("bare", "ours-http")
+# The baked service's variants: they speak the multiplexed protocol of `WS /ws`.
+SERVICE_VARIANTS = ("ours", "ours-redis", "ours-http")
+PROBE_CHANNEL = "warmup-probe"
 
+# The baked service's limits, set so that they never shape a benchmark (each is still checked
+# on every command and handshake, so its cost stays in the figures):
+SERVICE_LIMITS = {
+    # One publisher sends a whole burst back to back (200 messages, `--messages`), or 100
+    # messages/s for a minute (slow): the per-connection token bucket (default 50/s, bursts
+    # of 100) would refuse most of them. Far above anything the harness sends.
+    "WS_RATE": "1000000",
+    "WS_BURST": "1000000",
+    # Above the capacity scenario's 5,000 connections (and its probes); RLIMIT_NOFILE is what
+    # bounds a run here (see run.py).
+    "WS_MAX_CONNECTIONS": "100000",
+}
+# The service reads these (and every setting) from the environment: the harness's own
+# environment must not configure it.
+_SERVICE_SETTINGS = ("AUTH_", "WS_", "REDIS_", "DOCS_", "DEMO_")
+_SERVICE_NAMES = {"ENVIRONMENT", "HOST", "PORT", "LOG_LEVEL"}
+
+# Format strings ({redis_workers} is filled in, other braces doubled).
 DESCRIPTIONS = {
     "ceiling": "plain websockets server, websockets.broadcast()",
     "tutorial": "FastAPI docs ConnectionManager: await send_text() per client",
     "broadcaster": "encode/broadcaster README chat pattern, memory backend",
-    "ours": "baked service, in-memory, 1 worker",
-    "ours-redis": "baked service with Redis, {redis_workers} uvicorn worker(s)",
-    "bare": "bare FastAPI app, GET /health -> {'status': 'ok'}",
+    "ours": "baked service, in-memory, 1 worker, authentication on",
+    "ours-redis": "baked service with Redis, {redis_workers} uvicorn worker(s), authentication on",
+    "bare": "bare FastAPI app, GET /health -> {{'status': 'ok'}}",
     "ours-http": "baked service's GET /health",
 }
 
@@ -39,15 +61,13 @@ class Unavailable(Exception):
 
 @dataclass
 class Server:
-    """A started variant: its process tree, port and WebSocket URL for a channel."""
+    """A started variant: its process tree, port, and how its clients speak to it."""
 
     variant: str
     process: procs.Process
     port: int
+    wire: Wire
     workers: int = 1
-
-    def url(self, channel: str) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/{channel}"
 
     def stop(self) -> None:
         self.process.stop()
@@ -118,6 +138,8 @@ class Workspace:
     python: str = sys.executable
     _bakes: dict[bool, Path | Exception] = field(default_factory=dict)
     redis: Redis | None = None
+    # Signs the baked service's tokens: its AUTH_SECRET, one per workspace.
+    issuer: Issuer = field(default_factory=Issuer)
     # uvicorn workers of the `ours-redis` variant.
     redis_workers: int = 2
 
@@ -200,6 +222,7 @@ async def launch(
     port = procs.free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "WORKERS", "PYTHONPATH"}}
     workers = 1
+    wire: Wire = ChannelPerSocket(f"ws://127.0.0.1:{port}")
     # Every server runs inside the workspace: no stray .env is read, and a process
     # left behind would be easy to find (its cwd is under the workspace).
     cwd = space.root
@@ -211,10 +234,18 @@ async def launch(
         argv = _uvicorn("broadcaster_chat:app", port, "--app-dir", str(SERVERS))
     elif variant == "bare":
         argv = _uvicorn("bare:app", port, "--app-dir", str(SERVERS))
-    elif variant in {"ours", "ours-redis", "ours-http"}:
+    elif variant in SERVICE_VARIANTS:
         src = space.bake(with_redis=variant == "ours-redis")
         package = _package(src)
-        env["PYTHONPATH"] = str(src)
+        env = {
+            k: v
+            for k, v in env.items()
+            if not k.upper().startswith(_SERVICE_SETTINGS) and k.upper() not in _SERVICE_NAMES
+        }
+        # Authentication on, as in production: clients present tokens signed with this key.
+        # (ENVIRONMENT stays development, which with a key set behaves exactly like production.)
+        env.update(SERVICE_LIMITS, AUTH_SECRET=space.issuer.secret, PYTHONPATH=str(src))
+        wire = Multiplexed(f"ws://127.0.0.1:{port}", space.issuer)
         cwd = src.parent  # no .env there: the environment below is the whole configuration
         if variant == "ours-http":
             argv = _uvicorn(f"{package}.main:app", port)
@@ -230,7 +261,7 @@ async def launch(
     else:
         raise ValueError(f"unknown variant {variant!r}")
     process = procs.start(f"{variant}-{port}", argv, env=env, cwd=cwd, log_dir=space.logs)
-    server = Server(variant, process, port, workers)
+    server = Server(variant, process, port, wire, workers)
     try:
         await procs.wait_for_port(process, port, timeout)
         if variant not in HTTP_VARIANTS:
@@ -242,7 +273,7 @@ async def launch(
 
 
 async def _wait_workers(server: Server, timeout: float) -> None:
-    """Return once a WebSocket handshake succeeds on every worker (each has run its startup).
+    """Return once a client can subscribe on every worker (each has run its startup).
 
     A connection lands on whichever worker accepts first; probes stay open so the next one
     can land elsewhere, and /proc tells which worker holds each.
@@ -252,7 +283,9 @@ async def _wait_workers(server: Server, timeout: float) -> None:
     try:
         while True:
             try:
-                probes.append(await open_client(server.url("warmup-probe"), open_timeout=5))
+                probes.append(await server.wire.subscriber([PROBE_CHANNEL], open_timeout=5))
+            except Refused:
+                raise  # the server answered, not as the protocol says: waiting will not help
             except Exception as exc:  # refused, reset, 5xx during startup: keep polling
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"{server.variant}: no WebSocket handshake: {exc}") from exc
