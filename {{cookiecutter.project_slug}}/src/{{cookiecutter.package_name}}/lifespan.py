@@ -40,8 +40,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.http_client = await stack.enter_async_context(
             httpx.AsyncClient(timeout=settings.http_timeout)
         )
-        for url in settings.upstream_urls:
-            app.state.readiness.add(f"upstream {url}", upstream_check(app.state.http_client, url))
+        # Named by position: /ready is public, and a URL may carry credentials.
+        for number, url in enumerate(settings.upstream_urls, start=1):
+            name = f"upstream {number}"
+            app.state.readiness.add(name, upstream_check(app.state.http_client, url))
 {%- if cookiecutter.use_redis %}
         app.state.redis = await stack.enter_async_context(
             managed_redis(settings, app.state.readiness)

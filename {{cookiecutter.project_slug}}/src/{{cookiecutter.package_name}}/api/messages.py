@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
@@ -9,10 +10,12 @@ from pydantic import BaseModel
 
 from ..auth import permissions
 from ..auth.bearer import IdentityDep
-from ..broadcast.backend import BroadcastUnavailable
+from ..broadcast.backend import UNAVAILABLE, BroadcastUnavailable
 from ..broadcast.channels import CHANNEL_PATTERN, MAX_CHANNEL_LENGTH
 from ..broadcast.envelope import InvalidJSON, check_json
 from ..deps import HubDep, SettingsDep
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["broadcast"])
 
@@ -81,9 +84,8 @@ async def publish_message(
     try:
         seq = await hub.publish(channel, text, sender="http")
     except BroadcastUnavailable as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"broadcast unavailable: {exc}"
-        ) from exc
+        logger.debug("HTTP publish to %r failed: %s", channel, exc)
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE) from exc
     return Published(channel=channel, seq=seq, origin=hub.origin)
 
 

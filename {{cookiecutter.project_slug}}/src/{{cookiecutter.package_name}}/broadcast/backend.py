@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+# What clients are told of an outage; the reason, which names hosts, is logged instead.
+UNAVAILABLE = "broadcast unavailable: try again later"
+
 
 class BroadcastUnavailable(Exception):
     """The backend cannot publish or subscribe right now (for example, Redis is down)."""

@@ -19,7 +19,7 @@ from fastapi import WebSocket, status
 
 from ..auth import permissions
 from ..auth.tokens import Authenticator, Identity, InvalidToken
-from ..broadcast.backend import BroadcastUnavailable
+from ..broadcast.backend import UNAVAILABLE, BroadcastUnavailable
 from ..broadcast.channels import channel_problem
 from ..broadcast.client import Client
 from ..broadcast.hub import Hub, HubStopped
@@ -194,7 +194,7 @@ class Session:
             self._client.close(status.WS_1012_SERVICE_RESTART, "server shutting down")
             return False
         except BroadcastUnavailable as exc:
-            self._refuse(command_id, protocol.UNAVAILABLE, f"broadcast unavailable: {exc}")
+            self._unavailable(command_id, exc)
             return True
         self._send(protocol.reply(command_id, channel=channel))
         return True
@@ -215,7 +215,7 @@ class Session:
         try:
             seq = await self._hub.publish(channel, data_json, sender=self._client.id)
         except BroadcastUnavailable as exc:
-            self._refuse(command_id, protocol.UNAVAILABLE, f"broadcast unavailable: {exc}")
+            self._unavailable(command_id, exc)
             return
         self._send(protocol.reply(command_id, channel=channel, seq=seq))
 
@@ -259,6 +259,10 @@ class Session:
             self._refuse(command_id, protocol.BAD_CHANNEL, problem)
             return False
         return True
+
+    def _unavailable(self, command_id: CommandId, exc: BroadcastUnavailable) -> None:
+        logger.debug("client %s: broadcast unavailable: %s", self._client.id, exc)
+        self._refuse(command_id, protocol.UNAVAILABLE, UNAVAILABLE)
 
     def _refuse(self, command_id: CommandId, code: str, reason: str) -> None:
         self._send(protocol.error(code, reason, command_id))
