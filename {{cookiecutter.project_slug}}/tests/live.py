@@ -219,6 +219,21 @@ async def subscribed(ws: ClientConnection, *channels: str) -> None:
         assert answer == {"type": "reply", "id": answer["id"], "channel": channel}, answer
 
 
+async def published(ws: ClientConnection, channel: str, data: Any) -> dict[str, Any]:
+    """Publish `data` from `ws`, which is subscribed to `channel`: its own copy of the message.
+
+    The publish must be answered with a reply naming the message's seq; the
+    copy comes back through the backend, before or after the reply.
+    """
+    await ws.send(json.dumps({"type": "publish", "id": "echo", "channel": channel, "data": data}))
+    frames = [await receive(ws), await receive(ws)]
+    [reply] = [frame for frame in frames if frame["type"] == "reply"]
+    [message] = [frame for frame in frames if frame["type"] == "message"]
+    assert reply == {"type": "reply", "id": "echo", "channel": channel, "seq": message["seq"]}
+    assert message["channel"] == channel
+    return message
+
+
 async def joined(ws: ClientConnection, *channels: str, token: str | None = None) -> dict[str, Any]:
     """Connect (authentication off unless `token`) and subscribe to `channels`; the welcome."""
     welcome = await connected(ws, token)

@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, Live, command, connected, joined, receive, serve, subscribed
+from .live import WAIT, Live, command, connected, joined, published, receive, serve, subscribed
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
     from .redis_server import RedisServer
@@ -79,21 +79,6 @@ async def subscribers(redis: Redis, channel: str) -> int:
     """How many connections Redis says are subscribed to `channel` (PUBSUB NUMSUB)."""
     [(_, count)] = await redis.pubsub_numsub(channel)
     return count
-
-
-async def published(ws: ClientConnection, channel: str, data: Any) -> dict[str, Any]:
-    """Publish `data` from `ws`, which is subscribed to `channel`: its own copy of the message.
-
-    The publish must be answered with a reply naming the message's seq; the
-    copy comes back through the backend, before or after the reply.
-    """
-    await ws.send(json.dumps({"type": "publish", "id": "echo", "channel": channel, "data": data}))
-    frames = [await receive(ws), await receive(ws)]
-    [reply] = [frame for frame in frames if frame["type"] == "reply"]
-    [message] = [frame for frame in frames if frame["type"] == "message"]
-    assert reply == {"type": "reply", "id": "echo", "channel": channel, "seq": message["seq"]}
-    assert message["channel"] == channel
-    return message
 
 
 # --- Choosing the backend ---------------------------------------------------

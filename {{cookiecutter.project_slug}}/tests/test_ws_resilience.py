@@ -8,7 +8,6 @@ import logging
 import select
 import socket
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -27,6 +26,7 @@ from .live import (
     command,
     connected,
     joined,
+    published,
     receive,
     serve,
     subscribed,
@@ -57,20 +57,6 @@ async def stalled_client(live: Live, channel: str) -> ClientConnection:
     await joined(ws, channel)
     ws.transport.pause_reading()
     return ws
-
-
-async def published(ws: ClientConnection, channel: str, data: Any) -> dict[str, Any]:
-    """Publish `data` from `ws`, which is subscribed to `channel`: its own copy of the message.
-
-    The publish must be answered with a reply naming the message's seq.
-    """
-    await ws.send(json.dumps({"type": "publish", "id": "echo", "channel": channel, "data": data}))
-    frames = [await receive(ws), await receive(ws)]
-    [reply] = [frame for frame in frames if frame["type"] == "reply"]
-    [message] = [frame for frame in frames if frame["type"] == "message"]
-    assert reply == {"type": "reply", "id": "echo", "channel": channel, "seq": message["seq"]}
-    assert message["channel"] == channel
-    return message
 
 
 async def test_a_client_that_stops_reading_is_closed_with_1013_and_the_rest_get_everything() -> (
