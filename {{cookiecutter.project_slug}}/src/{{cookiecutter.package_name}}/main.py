@@ -34,9 +34,6 @@ from .jobs import JobRunner
 from .lifespan import lifespan
 {%- endif %}
 from .readiness import Readiness
-{%- if cookiecutter.use_websockets %}
-from .realtime.transport import DirectSend
-{%- endif %}
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -90,11 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(counters_router)
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
-    app.include_router(ws.router)
     app.include_router(messages.router)
     if settings.demo:
         app.include_router(demo.router)
-    app.add_middleware(DirectSend)
+    app.add_middleware(ws.RealtimeEndpoint)
 {%- endif %}
     return app
 

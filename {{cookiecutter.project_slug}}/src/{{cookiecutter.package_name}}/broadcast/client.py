@@ -31,6 +31,8 @@ Close = tuple[int, str] | None
 Send = Callable[[Message], Coroutine[Any, Any, None]]
 # True once the connection is known to be lost (the server transport's `is_closing`).
 Gone = Callable[[], bool]
+# Called once, with the close asked for, when a close is first asked for.
+OnClose = Callable[[Close], None]
 # A send that could not complete at once: the coroutine, and what it awaits.
 _Suspended = tuple[Coroutine[Any, Any, None], Any]
 
@@ -82,7 +84,10 @@ class Client:
         self._send_timeout = send_timeout
         self._backlog: deque[Message] = deque()
         self._writer: asyncio.Task[None] | None = None
-        self._closing: asyncio.Future[Close] = asyncio.get_running_loop().create_future()
+        self._closing = False
+        self._close: Close = None
+        # Who serves the connection sets this to hear of a close asked for elsewhere.
+        self.on_close: OnClose | None = None
 
     @property
     def backlog(self) -> int:
@@ -96,14 +101,20 @@ class Client:
 
     @property
     def closing(self) -> bool:
-        return self._closing.done()
+        """True once a close was asked for or the peer left."""
+        return self._closing
+
+    @property
+    def close_requested(self) -> Close:
+        """The close asked for first: (code, reason); None if none was, or the peer left."""
+        return self._close
 
     def offer(self, message: Message) -> None:
         """Send `message` now if the socket takes it, else queue it; never blocks.
 
         A full backlog asks the client to close with 1013 instead.
         """
-        if self._closing.done():
+        if self._closing:
             return
         if self._writer is not None:
             if len(self._backlog) >= self._queue_size:
@@ -138,10 +149,6 @@ class Client:
         """The peer has gone: nothing more can be sent."""
         self._request(None)
 
-    async def wait_closing(self) -> Close:
-        """Wait until a close is asked for (or the peer leaves) and return it."""
-        return await asyncio.shield(self._closing)
-
     async def stop_writing(self) -> None:
         """Cancel the writer task, if one runs, and wait for it to end."""
         writer = self._writer
@@ -150,9 +157,13 @@ class Client:
             await asyncio.wait([writer])
 
     def _request(self, close: Close) -> None:
-        if not self._closing.done():
-            self._closing.set_result(close)
         self._backlog.clear()
+        if self._closing:
+            return
+        self._closing = True
+        self._close = close
+        if self.on_close is not None:
+            self.on_close(close)
 
     def _start(self, message: Message) -> _Suspended | None:
         """Run a send until it completes (None) or suspends (the send, and what it awaits)."""

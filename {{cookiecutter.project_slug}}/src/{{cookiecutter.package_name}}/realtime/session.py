@@ -1,12 +1,17 @@
 """One WebSocket connection after its handshake: `connect`, then commands, until it closes.
 
-A session reads frames in a task of its own and runs each command to its
-end before reading the next, so a client's replies come in the order of its
-commands. Everything it sends goes through the hub (`Hub.send_to`), after
-whatever the hub delivered to this client before. Whatever ends the
-connection (the peer leaving, a close the session or the hub asks for,
-shutdown, cancellation), the session leaves the hub once and then sends
-the close frame.
+A session reads frames and runs each command to its end before reading the
+next, so a client's replies come in the order of its commands. Everything
+it sends goes through the hub (`Hub.send_to`), after whatever the hub
+delivered to this client before. Whatever ends the connection (the peer
+leaving, a close the session or the hub asks for, shutdown, cancellation),
+the session leaves the hub once and then sends the close frame.
+
+It runs in the server's own task for the connection, with no reader task
+beside it (a task and its frames per idle connection are memory the
+capacity benchmark counts): a close asked for elsewhere (the hub closing a
+slow client, a timer, shutdown) interrupts the read by cancelling that task,
+which the session tells apart from a cancellation of its own (`uncancel`).
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class Session:
         self._bad_frames = 0
         self._rate_limited = 0
         self._timer: asyncio.TimerHandle | None = None
+        # The task serving the connection while it may be interrupted, else None.
+        self._reading: asyncio.Task[object] | None = None
+        self._interrupted = False
 
     async def run(self) -> None:
         """Accept, serve until a close is asked for or the peer leaves, then close.
@@ -61,28 +69,46 @@ class Session:
         The client leaves the hub before this returns, whatever happens.
         """
         client = self._client
-        reader: asyncio.Task[None] | None = None
+        client.on_close = self._interrupt
         try:
             await self._websocket.accept()
             self._close_after(
                 self._settings.ws_connect_timeout,
                 f"no connect within {self._settings.ws_connect_timeout:g}s",
             )
-            reader = asyncio.create_task(self._read(), name=f"websocket reader {client.id}")
-            closing = await client.wait_closing()
+            await self._serve()
         finally:
             if self._timer is not None:
                 self._timer.cancel()
-            if reader is not None:
-                reader.cancel()
             await client.stop_writing()
-            if reader is not None:
-                await asyncio.wait([reader])
             await self._hub.disconnect(client)
+        closing = client.close_requested
         if closing is not None:
             code, reason = closing
             logger.debug("closing client %s with %d: %s", client.id, code, reason)
             await close(self._websocket, code, reason, self._settings.ws_send_timeout)
+
+    async def _serve(self) -> None:
+        """Read commands until the peer leaves or a close is asked for."""
+        task = asyncio.current_task()
+        if task is None or self._client.closing:
+            return
+        self._reading = task
+        try:
+            await self._read()
+        except asyncio.CancelledError:
+            # Ours (see `_interrupt`) ends the reading; anyone else's goes on up.
+            if not self._interrupted or task.uncancel() > 0:
+                raise
+        finally:
+            self._reading = None
+
+    def _interrupt(self, close: object) -> None:
+        """A close was asked for: stop reading, unless this is the reader asking."""
+        task = self._reading
+        if task is not None and task is not asyncio.current_task():
+            self._interrupted = True
+            task.cancel()
 
     async def _read(self) -> None:
         """Read and run commands; the one boundary of this task logs, closes, never vanishes."""

@@ -2,7 +2,11 @@
 
 Kept here so that neither the route nor the session meets them:
 
-- `DirectSend` hands the server's own `send` to WebSocket endpoints, for fan-out;
+- `fan_out_send` is the server's own `send` (which `api/ws.py` leaves in the
+  scope), for fan-out: inside the app every `send` passes through
+  `WebSocket.send`'s state checks, a sixth of a fanned-out frame's cost; the
+  hub only sends `websocket.send` messages on an accepted socket, which
+  change no state, so it may call the server directly;
 - `server_transport` finds the asyncio (or uvloop) transport under a WebSocket;
 - `abort_connection` resets a connection whose peer stopped reading, and
   `close` falls back on it when a close frame cannot be sent in time.
@@ -19,7 +23,6 @@ import struct
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..broadcast import client
 
@@ -28,31 +31,12 @@ logger = logging.getLogger(__name__)
 # RFC 6455 section 5.5: a close frame's reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON = 123
 
-# Where DirectSend leaves the server's own `send` in a WebSocket's scope.
+# Where the endpoint leaves the server's own `send` in a WebSocket's scope.
 SERVER_SEND = "broadcast.server_send"
 
 
-class DirectSend:
-    """ASGI middleware: hands the server's `send` to WebSocket endpoints, for fan-out.
-
-    Inside the app, every `send` passes through Starlette's exception
-    wrapper and `WebSocket.send`'s state checks; for a frame fanned out to
-    thousands of clients that is a sixth of its cost. The hub only sends
-    `websocket.send` messages on an accepted socket, which change no state,
-    so it may call the server directly. Add it with `app.add_middleware`.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            scope[SERVER_SEND] = send
-        await self.app(scope, receive, send)
-
-
 def fan_out_send(websocket: WebSocket) -> client.Send:
-    """The `send` the hub should use for `websocket`: the server's own when DirectSend ran."""
+    """The `send` the hub should use for `websocket`: the server's own when the scope has it."""
     send: client.Send = websocket.scope.get(SERVER_SEND, websocket.send)
     return send
 
