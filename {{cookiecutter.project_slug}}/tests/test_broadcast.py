@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -17,6 +18,9 @@ from {{ cookiecutter.package_name }}.broadcast.envelope import (
     resync_frame,
 )
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.realtime.collector import THRESHOLDS
+from {{ cookiecutter.package_name }}.settings import Settings
 
 DEV = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
 
@@ -132,3 +136,11 @@ async def test_the_memory_backend_delivers_subscribed_channels_only() -> None:
     assert backend.channels == frozenset()
     with pytest.raises(BroadcastUnavailable):
         await backend.subscribe("a")
+
+
+def test_a_websocket_app_raises_the_collectors_thresholds_and_freezes_startup_objects() -> None:
+    gc.set_threshold(700, 10, 10)  # CPython's defaults
+    gc.unfreeze()
+    create_app(Settings(_env_file=None))
+    assert gc.get_threshold() == THRESHOLDS
+    assert gc.get_freeze_count() > 0

@@ -34,6 +34,9 @@ from .jobs import JobRunner
 from .lifespan import lifespan
 {%- endif %}
 from .readiness import Readiness
+{%- if cookiecutter.use_websockets %}
+from .realtime.collector import tune_garbage_collector
+{%- endif %}
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.jobs = JobRunner(history=settings.job_history)
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
+    # A process that holds thousands of connections (realtime/collector.py).
+    tune_garbage_collector()
     # Built here, not in a lifespan, so it also serves without one: it starts
     # its backend on first use.
     app.state.hub = Hub(
