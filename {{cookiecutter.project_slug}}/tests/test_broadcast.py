@@ -6,10 +6,12 @@ import gc
 import json
 
 import pytest
+from websockets.frames import Frame, Opcode
 
 from {{ cookiecutter.package_name }}.api.origins import origin_allowed
 from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
 from {{ cookiecutter.package_name }}.broadcast.channels import channel_problem
+from {{ cookiecutter.package_name }}.broadcast.client import text_frame
 from {{ cookiecutter.package_name }}.broadcast.envelope import (
     InvalidJSON,
     check_json,
@@ -144,3 +146,13 @@ def test_a_websocket_app_raises_the_collectors_thresholds_and_freezes_startup_ob
     create_app(Settings(_env_file=None))
     assert gc.get_threshold() == THRESHOLDS
     assert gc.get_freeze_count() > 0
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65_535, 65_536, 70_000])
+def test_a_text_frame_is_what_the_websockets_library_frames_for_a_server(length: int) -> None:
+    text = "x" * length
+    assert text_frame(text) == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+
+
+def test_a_text_frame_carries_its_text_as_utf8() -> None:
+    assert text_frame("é€") == Frame(Opcode.TEXT, "é€".encode()).serialize(mask=False)

@@ -20,7 +20,9 @@ from websockets.frames import Frame, Opcode
 from websockets.typing import Origin
 
 from {{ cookiecutter.package_name }} import __main__ as entry_point
+from {{ cookiecutter.package_name }}.api import ws as ws_route
 from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.realtime import transport
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 from .live import WAIT, Live, closed_with, command, connected, joined, receive, serve
@@ -544,3 +546,38 @@ async def test_the_per_channel_path_is_gone(live: Live) -> None:
             pass
     assert refused.value.response.status_code == 403
     assert "lobby" not in live.hub.stats().channels
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"], ids=["plain", "permessage-deflate"])
+async def test_fanned_out_frames_arrive_whole_at_every_length_framed_by_us_unless_compressed(
+    live: Live, monkeypatch: pytest.MonkeyPatch, compression: str | None
+) -> None:
+    # The hub frames a fan-out once and writes it straight to the transport
+    # (realtime/transport.py) unless the connection negotiated compression.
+    written: list[bool] = []
+
+    def counting(websocket: Any) -> Callable[[bytes], bool] | None:
+        write = transport.frame_writer(websocket)
+        if write is None:
+            return None
+
+        def write_frame(frame: bytes) -> bool:
+            written.append(write(frame))
+            return written[-1]
+
+        return write_frame
+
+    monkeypatch.setattr(ws_route, "frame_writer", counting)
+    channel = f"lengths-{compression}"
+    # Envelopes on both sides of the 125/126-byte and 65,535/65,536-byte length encodings.
+    sizes = [0, 1, 20, 60, 70, 200, 30_000, 65_420]
+    async with connect(live.ws("/ws"), compression=compression) as subscriber:
+        await joined(subscriber, channel)
+        async with connect(live.ws("/ws"), compression=compression) as publisher:
+            await connected(publisher)
+            for size in sizes:
+                await command(publisher, "publish", channel=channel, data="é" + "x" * size)
+        for size in sizes:
+            assert (await receive(subscriber))["data"] == "é" + "x" * size
+    assert written, "the subscriber's connection offered no frame writer"
+    assert all(written) if compression is None else not any(written)

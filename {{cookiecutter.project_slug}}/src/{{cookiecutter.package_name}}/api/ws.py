@@ -26,7 +26,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..auth.tokens import Authenticator
 from ..broadcast.hub import Hub, HubFull, HubStopped
 from ..realtime.session import Session
-from ..realtime.transport import SERVER_SEND, close, fan_out_send, server_transport
+from ..realtime.transport import (
+    SERVER_SEND,
+    close,
+    fan_out_send,
+    frame_writer,
+    server_transport,
+)
 from ..settings import Settings
 from .origins import origin_allowed
 
@@ -76,7 +82,9 @@ async def realtime_socket(websocket: WebSocket) -> None:
     transport = server_transport(websocket)
     try:
         client = hub.connect(
-            fan_out_send(websocket), gone=transport.is_closing if transport is not None else None
+            fan_out_send(websocket),
+            gone=transport.is_closing if transport is not None else None,
+            write_frame=frame_writer(websocket),
         )
     except HubFull as exc:
         logger.warning("refused WebSocket: %s (WS_MAX_CONNECTIONS)", exc)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import types
 from collections import deque
 from collections.abc import Callable, Coroutine, Generator
@@ -33,6 +34,9 @@ Send = Callable[[Message], Coroutine[Any, Any, None]]
 Gone = Callable[[], bool]
 # Called once, with the close asked for, when a close is first asked for.
 OnClose = Callable[[Close], None]
+# Writes an already-framed WebSocket message straight to the connection; False
+# (nothing written) when it cannot now and the ordinary `send` must be used.
+WriteFrame = Callable[[bytes], bool]
 # A send that could not complete at once: the coroutine, and what it awaits.
 _Suspended = tuple[Coroutine[Any, Any, None], Any]
 
@@ -74,12 +78,14 @@ class Client:
         queue_size: int,
         send_timeout: float,
         gone: Gone | None = None,
+        write_frame: WriteFrame | None = None,
     ) -> None:
         self.id = client_id
         # The channels it is subscribed to; the hub keeps this in step.
         self.channels: set[str] = set()
         self._send = send
         self._gone = gone
+        self._write_frame = write_frame
         self._queue_size = queue_size
         self._send_timeout = send_timeout
         self._backlog: deque[Message] = deque()
@@ -109,9 +115,12 @@ class Client:
         """The close asked for first: (code, reason); None if none was, or the peer left."""
         return self._close
 
-    def offer(self, message: Message) -> None:
+    def offer(self, message: Message, framed: bytes | None = None) -> None:
         """Send `message` now if the socket takes it, else queue it; never blocks.
 
+        `framed` is the same message as a WebSocket frame (`text_frame`), made
+        once for every client of a fan-out: written as it is when the
+        connection allows, it saves each client the server's framing.
         A full backlog asks the client to close with 1013 instead.
         """
         if self._closing:
@@ -132,6 +141,8 @@ class Client:
             self.disconnected()
             return
         try:
+            if framed is not None and self._write_frame is not None and self._write_frame(framed):
+                return
             suspended = self._start(message)
         except Exception as exc:
             self._send_failed(exc)
@@ -205,3 +216,20 @@ class Client:
         else:
             logger.exception("sending to client %s failed", self.id)
             self.close(status.WS_1011_INTERNAL_ERROR, "internal error")
+
+
+def text_frame(text: str) -> bytes:
+    """`text` as one WebSocket text frame from a server: FIN set, unmasked, no extension.
+
+    RFC 6455 section 5.2: 0x81, then the payload length in 7 bits, or 126 and
+    16 bits, or 127 and 64 bits (network byte order), then the UTF-8 payload.
+    """
+    payload = text.encode()
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size < 1 << 16:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload

@@ -31,7 +31,7 @@ from fastapi import status
 from starlette.types import Message
 
 from .backend import Backend, BroadcastUnavailable
-from .client import Client, Gone, Send
+from .client import Client, Gone, Send, WriteFrame, text_frame
 from .envelope import json_text, message_frame, resync_frame
 
 logger = logging.getLogger(__name__)
@@ -147,10 +147,13 @@ class Hub:
         """Clients connected to this process now."""
         return len(self._clients)
 
-    def connect(self, send: Send, gone: Gone | None = None) -> Client:
+    def connect(
+        self, send: Send, gone: Gone | None = None, write_frame: WriteFrame | None = None
+    ) -> Client:
         """Register a connection whose frames go through `send`; it has no channels yet.
 
-        `gone`, when the server offers one, says whether the connection is lost.
+        `gone`, when the server offers one, says whether the connection is lost;
+        `write_frame`, whether it takes a fan-out's ready-made frame as it is.
         Never blocks. Raises HubStopped while shutting down, HubFull at
         `max_connections`; `disconnect` must follow every successful call.
         """
@@ -164,6 +167,7 @@ class Hub:
             queue_size=self._queue_size,
             send_timeout=self._send_timeout,
             gone=gone,
+            write_frame=write_frame,
         )
         self._clients.add(client)
         self._empty.clear()
@@ -304,13 +308,15 @@ class Hub:
     def _flush_channel(self, channel: str) -> None:
         frames = self._pending.pop(channel, None)
         entry = self._channels.get(channel)
-        if not frames or entry is None:
+        if not frames or entry is None or not entry.members:
             return
+        # Framed once here rather than by the server for every client.
+        framed = [text_frame(frame["text"]) for frame in frames]
         # offer() never awaits and never changes membership, so the set
         # cannot change under this loop.
         for client in entry.members:
-            for frame in frames:
-                client.offer(frame)
+            for frame, ready in zip(frames, framed, strict=True):
+                client.offer(frame, ready)
 
     def stats(self) -> HubStats:
         return HubStats(
