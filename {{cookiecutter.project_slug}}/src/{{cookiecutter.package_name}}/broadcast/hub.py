@@ -244,7 +244,8 @@ class Hub:
         Needs no subscriber. Raises BroadcastUnavailable at once when the
         backend cannot publish.
         """
-        await self.start()
+        if self._state != "running":  # the start lock only until started
+            await self.start()
         seq = self._sequences.pop(channel, 0) + 1
         self._sequences[channel] = seq
         if len(self._sequences) > SEQUENCES_KEPT:
@@ -314,8 +315,14 @@ class Hub:
         framed = [text_frame(frame["text"]) for frame in frames]
         # offer() never awaits and never changes membership, so the set
         # cannot change under this loop.
+        if len(frames) == 1:  # the common case, paced publishing: no pairing per client
+            frame, ready = frames[0], framed[0]
+            for client in entry.members:
+                client.offer(frame, ready)
+            return
+        pairs = list(zip(frames, framed, strict=True))
         for client in entry.members:
-            for frame, ready in zip(frames, framed, strict=True):
+            for frame, ready in pairs:
                 client.offer(frame, ready)
 
     def stats(self) -> HubStats:
