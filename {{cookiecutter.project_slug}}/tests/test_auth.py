@@ -114,6 +114,13 @@ async def test_a_missing_or_malformed_token_is_refused(token: str) -> None:
         await verified(with_secret(), token or None)
 
 
+async def test_a_token_whose_exp_is_past_the_year_9999_is_refused() -> None:
+    # Such an exp is no date: a timer for it overflowed (a 1011 instead of a 4001).
+    token = jwt.encode({"sub": "alice", "exp": 10**309}, SECRET, algorithm="HS256")
+    with pytest.raises(InvalidToken, match="9999"):
+        await verified(with_secret(), token)
+
+
 async def test_a_token_without_sub_is_refused() -> None:
     token = jwt.encode({"exp": int(time.time() + 60)}, SECRET, algorithm="HS256")
     with pytest.raises(InvalidToken, match="sub"):
@@ -443,3 +450,16 @@ def test_the_token_command_refuses_in_one_line_without_a_secret(
     assert len(message.splitlines()) == 1
     assert "AUTH_SECRET" in message
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("ttl", ["0", "-5", "inf", "nan", "1e12"])
+def test_the_token_command_refuses_a_ttl_that_is_no_lifetime_in_one_line(
+    environment: pytest.MonkeyPatch, ttl: str
+) -> None:
+    environment.setenv("AUTH_SECRET", SECRET)
+    with pytest.raises(SystemExit) as exited:
+        main(["token", "--sub", "alice", "--ttl", ttl])
+    message = exited.value.code
+    assert isinstance(message, str)
+    assert len(message.splitlines()) == 1
+    assert "--ttl" in message

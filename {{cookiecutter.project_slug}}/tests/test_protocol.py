@@ -109,6 +109,7 @@ def test_published_data_is_kept_as_compact_json_text() -> None:
             None,
             "nested too deeply",
         ),
+        ('{"type": "ping", "id": ' + "9" * 5000 + "}", None, "a number with too many digits"),
     ],
     ids=[
         "not-json",
@@ -140,6 +141,7 @@ def test_published_data_is_kept_as_compact_json_text() -> None:
         "infinity",
         "infinite-data",
         "nested-too-deeply",
+        "5000-digit-id",
     ],
 )
 def test_a_bad_frame_is_refused_with_its_id_when_it_has_a_usable_one(
@@ -149,6 +151,7 @@ def test_a_bad_frame_is_refused_with_its_id_when_it_has_a_usable_one(
         protocol.parse(text)
     assert refused.value.id == expected_id
     assert refused.value.reason == str(refused.value)
+    assert "sys." not in refused.value.reason  # the interpreter's settings are not the client's
     assert protocol.command_id(refused.value) == expected_id
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -488,7 +489,9 @@ async def test_python_m_makes_uvicorn_itself_refuse_a_frame_over_the_limit(
 # Handshakes: the connection limit, origins, the old path
 
 
-async def test_a_handshake_beyond_max_connections_gets_503_until_one_closes() -> None:
+async def test_a_handshake_beyond_max_connections_gets_503_until_one_closes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async with (
         server(ws_max_connections=2) as live,
         connect(live.ws("/ws")) as first,
@@ -500,6 +503,8 @@ async def test_a_handshake_beyond_max_connections_gets_503_until_one_closes() ->
                 pass
         assert refused.value.response.status_code == 503
         assert b"try again later" in refused.value.response.body
+        # A full server refusing is ordinary: a warning, never an error an alert would fire on.
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
         await first.close()
         await until(lambda: live.hub.stats().clients == 1)
         async with connect(live.ws("/ws")) as third:

@@ -20,6 +20,9 @@ from uvicorn.config import LOGGING_CONFIG
 from .auth.tokens import mint
 from .settings import LogLevel, get_settings
 
+# A development token lives at most a year (seconds).
+MAX_TTL = 366 * 24 * 3600
+
 
 def logging_config(level: LogLevel) -> dict[str, Any]:
     """uvicorn's logging setup, plus this package's loggers on the same handler."""
@@ -65,6 +68,8 @@ def parser() -> argparse.ArgumentParser:
 
 def token(user: str, channels: Sequence[str], publish: Sequence[str], ttl: float) -> str:
     """An HS256 token signed with AUTH_SECRET; exits with one line when none is set."""
+    if not 0 < ttl < MAX_TTL:
+        sys.exit(f"error: token: --ttl must be a number of seconds above 0 and below {MAX_TTL}")
     secret = get_settings().auth_secret
     if secret is None:
         sys.exit("error: token: AUTH_SECRET is not set (the token command signs with it)")

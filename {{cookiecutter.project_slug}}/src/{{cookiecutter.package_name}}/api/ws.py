@@ -29,6 +29,7 @@ from ..realtime.session import Session
 from ..realtime.transport import (
     SERVER_SEND,
     close,
+    denial_sent,
     fan_out_send,
     frame_writer,
     server_transport,
@@ -103,5 +104,6 @@ async def refuse(websocket: WebSocket, status_code: int, detail: str) -> None:
     response extension), or with 403 where the server lacks it."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         await websocket.send_denial_response(PlainTextResponse(detail, status_code=status_code))
+        denial_sent(websocket)
     else:
         await websocket.close(status.WS_1008_POLICY_VIOLATION)

@@ -32,6 +32,8 @@ REQUIRED_CLAIMS = ("sub", "exp")
 # Curves named by the JWS algorithms that use them (RFC 7518 section 3.4).
 _EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
 _RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+# 9999-12-31T23:59:59Z: a later `exp` is no date a timer (or a client) can use.
+LATEST_EXPIRY = 253_402_300_799
 # Seconds PyJWKClient keeps a fetched JWK Set before fetching it again.
 JWKS_CACHE_SECONDS = 300
 
@@ -128,9 +130,12 @@ def identity(claims: Mapping[str, Any]) -> Identity:
     user = claims["sub"]
     if not isinstance(user, str) or not user:
         raise InvalidToken("sub must be a non-empty string")
+    expires_at = int(claims["exp"])
+    if expires_at > LATEST_EXPIRY:
+        raise InvalidToken("exp is past the year 9999")
     return Identity(
         user=user,
-        expires_at=int(claims["exp"]),
+        expires_at=expires_at,
         channels=_patterns(claims, "channels"),
         publish=_patterns(claims, "publish"),
         claims=dict(claims),

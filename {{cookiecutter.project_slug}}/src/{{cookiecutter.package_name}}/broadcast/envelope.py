@@ -40,16 +40,25 @@ def _refuse_constant(name: str) -> Any:
     raise InvalidJSON(f"{name} is not JSON")
 
 
-def check_json(text: str) -> None:
-    """Return if `text` is valid JSON; raise InvalidJSON with the reason otherwise."""
+def parse_json(text: str) -> Any:
+    """The JSON value `text` holds; raises InvalidJSON with a reason fit to show a client."""
     try:
-        json.loads(text, parse_constant=_refuse_constant)
+        return json.loads(text, parse_constant=_refuse_constant)
     except InvalidJSON:
         raise
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise InvalidJSON(f"not valid JSON: {exc}") from exc
+    except ValueError as exc:
+        # An integer past sys.get_int_max_str_digits() (CVE-2020-10735); the
+        # interpreter's own message is about its settings, not the client's JSON.
+        raise InvalidJSON("not valid JSON: a number with too many digits") from exc
     except RecursionError as exc:  # "[[[[...": deeper than the parser allows
         raise InvalidJSON("not valid JSON: nested too deeply") from exc
+
+
+def check_json(text: str) -> None:
+    """Return if `text` is valid JSON; raise InvalidJSON with the reason otherwise."""
+    parse_json(text)
 
 
 def json_text(value: Any) -> str:

@@ -10,12 +10,11 @@ section is the reference for clients.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..broadcast.envelope import json_text
+from ..broadcast.envelope import InvalidJSON, json_text, parse_json
 
 MAX_ID_LENGTH: Final = 64
 # A command's `id`, echoed back as the client sent it.
@@ -90,10 +89,6 @@ def command_id(command: Command | BadFrame) -> CommandId | None:
     return None if isinstance(command, Connect) else command.id
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse(text: str) -> Command:
     """The command in one text frame; raises BadFrame naming what is wrong.
 
@@ -101,11 +96,9 @@ def parse(text: str) -> Command:
     is valid or allowed is the session's to answer.
     """
     try:
-        frame = json.loads(text, parse_constant=_refuse_constant)
-    except RecursionError as exc:
-        raise BadFrame("not valid JSON: nested too deeply") from exc
-    except ValueError as exc:
-        raise BadFrame(f"not valid JSON: {exc}") from exc
+        frame = parse_json(text)
+    except InvalidJSON as exc:
+        raise BadFrame(str(exc)) from exc
     if not isinstance(frame, dict):
         raise BadFrame("a frame must be a JSON object")
     kind = frame.get("type")
