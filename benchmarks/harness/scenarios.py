@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from . import procs
 from .client import PROBE, Audience, Publisher, open_many, parse, per_channel, percentile
 from .httpload import run_load
-from .variants import SERVICE_VARIANTS, Redis, Unavailable, Workspace, launch
+from .variants import SERVICE_VARIANTS, Redis, Server, Unavailable, Workspace, launch
 from .wire import Wire, abort_all
 
 CHANNEL = "bench"
@@ -154,13 +154,7 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
     finally:
         if watcher is not None:
             watcher.cancel()
-        if audience is not None:
-            await audience.stop()
-        else:
-            abort_all(clients)
-        if publisher is not None:
-            await publisher.close()
-        server.stop()
+        await _tear_down(audience, clients, publisher, server)
 
     latencies = sorted(audience.latencies_ns)
     received = audience.received
@@ -198,6 +192,22 @@ async def broadcast_run(space: Workspace, variant: str, spec: Broadcast) -> Figu
         # Bytes the kernel still holds for the slow clients (not in the server's RSS).
         figures["slow_send_queue_mib"] = stuck / MIB
     return figures
+
+
+async def _tear_down(
+    audience: Audience | None,
+    clients: list[ClientConnection],
+    publisher: Publisher | None,
+    server: Server,
+) -> None:
+    """Close what a run opened, whichever step it stopped at: clients, publisher, server."""
+    if audience is not None:
+        await audience.stop()
+    else:
+        abort_all(clients)
+    if publisher is not None:
+        await publisher.close()
+    server.stop()
 
 
 def _ms(ns: float | None) -> float | None:
@@ -290,13 +300,7 @@ async def capacity_run(space: Workspace, variant: str, spec: Capacity) -> Figure
         with contextlib.suppress(TimeoutError):  # reported as the share of live connections
             await publisher.warm_up(audience, timeout=30)
     finally:
-        if audience is not None:
-            await audience.stop()
-        else:
-            abort_all(clients)
-        if publisher is not None:
-            await publisher.close()
-        server.stop()
+        await _tear_down(audience, clients, publisher, server)
     opened = len(clients)
     return {
         "connections": opened,
