@@ -5,6 +5,7 @@ import logging
 
 import pytest
 from fastapi.testclient import TestClient
+from starlette.testclient import WebSocketDenialResponse
 
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.readiness import Readiness
@@ -76,3 +77,22 @@ def test_ready_reports_a_check_that_does_not_answer_in_time(
     assert response.status_code == 503
     assert response.json()["checks"]["slow"] == "failing"
     assert "readiness check 'slow' failing: no answer within 0.05s" in caplog.messages
+
+
+@pytest.mark.parametrize("path", ["/ws/lobby", "/ws/", "/WS", "/health/x"])
+def test_a_websocket_handshake_to_a_path_no_route_serves_gets_404(
+    client: TestClient, path: str
+) -> None:
+    # Starlette's default would refuse it with a bare 403, like a refused origin.
+    with pytest.raises(WebSocketDenialResponse) as refused, client.websocket_connect(path):
+        pass
+    assert refused.value.status_code == 404
+    assert refused.value.text == "no such endpoint"
+
+
+def test_an_http_request_to_a_path_no_route_serves_still_gets_fastapis_404(
+    client: TestClient,
+) -> None:
+    response = client.get("/no-such-path")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}

@@ -527,11 +527,18 @@ async def test_a_local_development_origin_is_allowed(live: Live, origin: str) ->
 @pytest.mark.parametrize(
     "origin", ["https://evil.example", "http://localhost.evil.example", "null"]
 )
-async def test_a_foreign_origin_is_refused_with_403(live: Live, origin: str) -> None:
-    with pytest.raises(InvalidStatus) as refused:
+async def test_a_foreign_origin_is_refused_with_403_and_logged_with_its_cause(
+    live: Live, origin: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO), pytest.raises(InvalidStatus) as refused:
         async with connect(live.ws("/ws"), origin=Origin(origin)):
             pass
     assert refused.value.response.status_code == 403
+    assert refused.value.response.body == b"origin not allowed"
+    assert [m for m in caplog.messages if "refused WebSocket" in m] == [
+        f"refused WebSocket from origin {origin!r} (WS_ALLOWED_ORIGINS)"
+    ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_only_the_services_own_origin_when_none_is_configured() -> None:
@@ -545,12 +552,20 @@ async def test_only_the_services_own_origin_when_none_is_configured() -> None:
         assert refused.value.response.status_code == 403
 
 
-async def test_the_per_channel_path_is_gone(live: Live) -> None:
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(live.ws("/ws/lobby")):
+@pytest.mark.parametrize("path", ["/ws/lobby", "/ws/", "/ws/lobby/", "/ws/a%2Fb", "/WS", "/nope"])
+async def test_a_handshake_to_a_path_no_route_serves_gets_404_logged_once(
+    live: Live, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Over real uvicorn: a 404 told apart from an origin refusal (403) and a full server (503).
+    with caplog.at_level(logging.INFO), pytest.raises(InvalidStatus) as refused:
+        async with connect(live.ws(path)):
             pass
-    assert refused.value.response.status_code == 403
-    assert "lobby" not in live.hub.stats().channels
+    assert refused.value.response.status_code == 404
+    assert [m for m in caplog.messages if "refused WebSocket" in m] == [
+        f"refused WebSocket to {path!r}: no such endpoint".replace("%2F", "/")
+    ]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert live.hub.stats().channels == {} or "lobby" not in live.hub.stats().channels
 
 
 @pytest.mark.parametrize("compression", [None, "deflate"], ids=["plain", "permessage-deflate"])

@@ -27,6 +27,7 @@ from .broadcast.memory import MemoryBackend
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
 {%- endif %}
+from .handshake import not_found
 {%- if cookiecutter.use_background_tasks %}
 from .jobs import JobRunner
 {%- endif %}
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.readiness.add("broadcast", app.state.hub.ready)
 {%- endif %}
+    # A WebSocket handshake to a path no route serves: 404, not Starlette's bare 403.
+    app.router.default = not_found(app.router.not_found)
     app.include_router(health_router)
 {%- if cookiecutter.use_background_tasks %}
     app.include_router(notifications_router)

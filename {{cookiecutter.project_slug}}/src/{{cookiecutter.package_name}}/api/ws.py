@@ -20,20 +20,13 @@ from __future__ import annotations
 import logging
 
 from fastapi import WebSocket, status
-from fastapi.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..auth.tokens import Authenticator
 from ..broadcast.hub import Hub, HubFull, HubStopped
+from ..handshake import SERVER_SEND, refuse
 from ..realtime.session import Session
-from ..realtime.transport import (
-    SERVER_SEND,
-    close,
-    denial_sent,
-    fan_out_send,
-    frame_writer,
-    server_transport,
-)
+from ..realtime.transport import close, fan_out_send, frame_writer, server_transport
 from ..settings import Settings
 from .origins import origin_allowed
 
@@ -54,8 +47,12 @@ class RealtimeEndpoint:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket" and route_path(scope) == PATH:
-            scope[SERVER_SEND] = send
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        # For every handshake: the fan-out and handshake.refuse need the server's own.
+        scope[SERVER_SEND] = send
+        if route_path(scope) == PATH:
             await realtime_socket(WebSocket(scope, receive, send))
         else:
             await self.app(scope, receive, send)
@@ -76,9 +73,8 @@ async def realtime_socket(websocket: WebSocket) -> None:
     settings: Settings = state.settings
     origin = websocket.headers.get("origin")
     if not origin_allowed(origin, websocket.headers.get("host"), settings.ws_allowed_origins):
-        logger.info("refused WebSocket from origin %r", origin)
-        # Closing before accepting refuses the handshake: the server answers 403.
-        await websocket.close(status.WS_1008_POLICY_VIOLATION)
+        logger.info("refused WebSocket from origin %r (WS_ALLOWED_ORIGINS)", origin)
+        await refuse(websocket, status.HTTP_403_FORBIDDEN, "origin not allowed")
         return
     transport = server_transport(websocket)
     try:
@@ -97,13 +93,3 @@ async def realtime_socket(websocket: WebSocket) -> None:
         await close(websocket, code, reason, settings.ws_send_timeout)
         return
     await Session(websocket, client, hub, authenticator, settings).run()
-
-
-async def refuse(websocket: WebSocket, status_code: int, detail: str) -> None:
-    """Refuse the handshake with an HTTP response (the ASGI WebSocket denial
-    response extension), or with 403 where the server lacks it."""
-    if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        await websocket.send_denial_response(PlainTextResponse(detail, status_code=status_code))
-        denial_sent(websocket)
-    else:
-        await websocket.close(status.WS_1008_POLICY_VIOLATION)

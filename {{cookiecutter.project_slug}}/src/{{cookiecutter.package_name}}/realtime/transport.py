@@ -10,7 +10,6 @@ Kept here so that neither the route nor the session meets them:
 - `frame_writer` writes a fan-out's ready-made frame straight to the
   transport of uvicorn's websockets-sansio connection (uvicorn's `--ws auto`
   since 0.35), skipping its framing of the same message for every client;
-- `denial_sent` keeps a refused handshake (HTTP 503) from being logged as an error;
 - `server_transport` finds the asyncio (or uvloop) transport under a WebSocket;
 - `abort_connection` resets a connection whose peer stopped reading, and
   `close` falls back on it when a close frame cannot be sent in time.
@@ -29,14 +28,12 @@ from typing import Any
 from fastapi import WebSocket, WebSocketDisconnect
 
 from ..broadcast import client
+from ..handshake import SERVER_SEND
 
 logger = logging.getLogger(__name__)
 
 # RFC 6455 section 5.5: a close frame's reason is at most 123 bytes of UTF-8.
 MAX_CLOSE_REASON = 123
-
-# Where the endpoint leaves the server's own `send` in a WebSocket's scope.
-SERVER_SEND = "broadcast.server_send"
 
 
 def fan_out_send(websocket: WebSocket) -> client.Send:
@@ -87,20 +84,6 @@ def frame_writer(websocket: WebSocket) -> client.WriteFrame | None:
         return True
 
     return write_frame
-
-
-def denial_sent(websocket: WebSocket) -> None:
-    """Tell uvicorn's websockets-sansio protocol that a denial response ended the handshake.
-
-    uvicorn 0.54 marks the handshake complete after a denial it sent with
-    wsproto, not with websockets-sansio, and then logs "ASGI callable returned
-    without completing handshake." at ERROR for every refused handshake: an
-    alert per 503 of a full server (https://github.com/Kludex/uvicorn/pull/3138,
-    open). This sets what that fix sets; it changes nothing once uvicorn does.
-    """
-    protocol: Any = getattr(websocket.scope.get(SERVER_SEND), "__self__", None)
-    if getattr(protocol, "close_sent", False) and hasattr(protocol, "handshake_complete"):
-        protocol.handshake_complete = True
 
 
 def server_transport(websocket: WebSocket) -> Any:
