@@ -96,3 +96,26 @@ def test_an_http_request_to_a_path_no_route_serves_still_gets_fastapis_404(
     response = client.get("/no-such-path")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+def test_every_get_route_answers_head_with_the_gets_status_and_headers_and_no_body(
+    client: TestClient,
+) -> None:
+    # Uptime monitors and load balancers probe with HEAD (RFC 9110 section 9.3.2).
+    # Every GET operation the schema documents, the docs themselves, and `/` (the demo page,
+    # where the bake has one: a 404 to GET must be a 404 to HEAD too).
+    schema = client.get("/openapi.json").json()
+    documented = [p for p, operations in schema["paths"].items() if "get" in operations]
+    paths = [p for p in documented if "{" not in p] + ["/openapi.json", "/docs", "/redoc", "/"]
+    assert "/health" in paths
+    assert "/ready" in paths
+    for path in paths:
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code, path
+        assert head.content == b"", path
+        for name in ("content-type", "content-length"):
+            assert head.headers.get(name) == get.headers.get(name), (path, name)
+
+
+def test_head_of_a_route_without_get_is_still_refused(client: TestClient) -> None:
+    assert client.head("/no-such-path").status_code == 404

@@ -28,6 +28,7 @@ from .broadcast.memory import MemoryBackend
 from .broadcast.selection import broadcast_backend
 {%- endif %}
 from .handshake import not_found
+from .head import HeadAsGet
 {%- if cookiecutter.use_background_tasks %}
 from .jobs import JobRunner
 {%- endif %}
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(demo.router)
     app.add_middleware(ws.RealtimeEndpoint)
 {%- endif %}
+    app.add_middleware(HeadAsGet)
     return app
 
 
