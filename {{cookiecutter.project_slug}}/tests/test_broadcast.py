@@ -99,6 +99,20 @@ def test_json_text_refuses_what_json_cannot_carry(value: object) -> None:
         ("https://app.example.com:8443", "svc", ["https://app.example.com"], False),
         ("null", "svc", DEV, False),
         ("https://anything", "svc", ["*"], True),
+        # Default ports written or left out, on either side (RFC 6454 section 5).
+        ("https://rt.example.com", "rt.example.com:443", [], True),
+        ("https://rt.example.com:443", "rt.example.com", [], True),
+        ("http://rt.example.com", "rt.example.com:80", [], True),
+        ("wss://rt.example.com", "RT.example.com:443", [], True),
+        ("https://rt.example.com", "rt.example.com:80", [], False),
+        ("https://rt.example.com:8443", "rt.example.com", [], False),
+        ("https://rt.example.com", "svc", ["https://rt.example.com:443"], True),
+        ("https://rt.example.com:443", "svc", ["https://RT.example.com"], True),
+        ("http://rt.example.com:80", "svc", ["http://rt.example.com"], True),
+        ("http://rt.example.com", "svc", ["https://rt.example.com"], False),
+        ("http://[::1]:3000", "[::1]:3000", [], True),
+        ("http://localhost:99999", "svc", DEV, False),
+        ("http://localhost:5173/path", "svc", DEV, False),
     ],
 )
 def test_origin_policy(origin: str | None, host: str, allowed: list[str], expected: bool) -> None:

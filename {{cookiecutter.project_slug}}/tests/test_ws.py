@@ -535,8 +535,10 @@ async def test_a_foreign_origin_is_refused_with_403_and_logged_with_its_cause(
             pass
     assert refused.value.response.status_code == 403
     assert refused.value.response.body == b"origin not allowed"
+    host = f"127.0.0.1:{live.port}"
     assert [m for m in caplog.messages if "refused WebSocket" in m] == [
-        f"refused WebSocket from origin {origin!r} (WS_ALLOWED_ORIGINS)"
+        f"refused WebSocket from origin {origin!r} with Host {host!r}:"
+        " neither the service's own nor in WS_ALLOWED_ORIGINS"
     ]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 

@@ -73,7 +73,12 @@ async def realtime_socket(websocket: WebSocket) -> None:
     settings: Settings = state.settings
     origin = websocket.headers.get("origin")
     if not origin_allowed(origin, websocket.headers.get("host"), settings.ws_allowed_origins):
-        logger.info("refused WebSocket from origin %r (WS_ALLOWED_ORIGINS)", origin)
+        logger.info(
+            "refused WebSocket from origin %r with Host %r: neither the service's own"
+            " nor in WS_ALLOWED_ORIGINS",
+            origin,
+            websocket.headers.get("host"),
+        )
         await refuse(websocket, status.HTTP_403_FORBIDDEN, "origin not allowed")
         return
     transport = server_transport(websocket)
