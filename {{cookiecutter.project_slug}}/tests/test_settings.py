@@ -15,7 +15,7 @@ from pydantic import ValidationError
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.__main__ import logging_config
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
 # Seconds a refusing process may take: it should exit at once.
@@ -151,3 +151,72 @@ def test_development_without_a_key_warns_once_that_authentication_is_off(
     with caplog.at_level(logging.WARNING):
         create_app(Settings(_env_file=None, auth_secret=SECRET))
     assert "authentication" not in caplog.text
+
+
+def list_settings() -> list[str]:
+    """The settings that hold lists, in this bake."""
+    return [name for name, field in Settings.model_fields.items() if field.annotation == list[str]]
+
+
+A, B = "https://a.example.com", "https://b.example.com"
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [(f'["{A}", "{B}"]', [A, B]), (A, [A]), (f"{A}, {B}", [A, B]), ("[]", [])],
+    ids=["json", "single", "commas", "empty-json"],
+)
+def test_every_list_setting_reads_json_a_single_value_or_commas(
+    monkeypatch: pytest.MonkeyPatch, written: str, meant: list[str]
+) -> None:
+    names = list_settings()
+    for name in names:
+        monkeypatch.setenv(name.upper(), written)
+    settings = Settings(_env_file=None)
+    assert {name: getattr(settings, name) for name in names} == dict.fromkeys(names, meant)
+
+
+@pytest.mark.parametrize(
+    ("variable", "written", "meant"),
+    [
+        ("LOG_LEVEL", "DEBUG", "debug"),
+        ("LOG_LEVEL", "Warn", "warning"),
+        ("LOG_LEVEL", "fatal", "critical"),
+        ("ENVIRONMENT", "Development", "development"),
+        ("ENVIRONMENT", "dev", "development"),
+    ],
+)
+def test_choices_are_case_insensitive_and_take_the_usual_aliases(
+    monkeypatch: pytest.MonkeyPatch, variable: str, written: str, meant: str
+) -> None:
+    monkeypatch.setenv(variable, written)
+    assert getattr(Settings(_env_file=None), variable.lower()) == meant
+
+
+@pytest.mark.parametrize(
+    ("variable", "written", "allowed"),
+    [
+        ("PORT", "80a", "integer"),
+        ("WORKERS", "0", "greater than or equal to 1"),
+        ("LOG_LEVEL", "verbose", "'warning'"),
+        ("ENVIRONMENT", "staging", "'production'"),
+        ("SHUTDOWN_TIMEOUT", "soon", "number"),
+    ],
+)
+def test_a_bad_setting_stops_the_process_with_one_line_naming_it_its_value_and_what_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, variable: str, written: str, allowed: str
+) -> None:
+    monkeypatch.setenv(variable, written)
+    monkeypatch.chdir(Path(__file__).parent)  # no developer's .env
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    message = exited.value.code
+    assert isinstance(message, str)
+    assert len(message.splitlines()) == 1, message
+    assert message.startswith(f"error: {variable}: ")
+    assert repr(written) in message
+    assert allowed in message

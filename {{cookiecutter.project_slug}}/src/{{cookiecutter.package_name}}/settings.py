@@ -6,17 +6,48 @@ case (`PORT=9000`). `.env.example` lists them all with their defaults.
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
 {% if cookiecutter.use_redis -%}
 from pydantic.functional_validators import field_validator
 {% endif -%}
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
-LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
-Environment = Literal["development", "production"]
+
+def _list(value: Any) -> Any:
+    """A list as people write it in the environment: a JSON list, one value, or values
+    separated by commas (`a.example.com,b.example.com`)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)  # a ValueError names the variable like any other
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _choice(aliases: dict[str, str]) -> BeforeValidator:
+    """Case-insensitive, with the usual other spellings (`WARN` for `warning`)."""
+
+    def normalise(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        word = value.strip().lower()
+        return aliases.get(word, word)
+
+    return BeforeValidator(normalise)
+
+
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_list)]
+LogLevel = Annotated[
+    Literal["critical", "error", "warning", "info", "debug", "trace"],
+    _choice({"warn": "warning", "fatal": "critical"}),
+]
+Environment = Annotated[
+    Literal["development", "production"], _choice({"dev": "development", "prod": "production"})
+]
 # HS256 keys shorter than the hash are guessable (RFC 7518 section 3.2).
 MIN_SECRET_BYTES = 32
 AUTH_KEYS = ("AUTH_SECRET", "AUTH_PUBLIC_KEY", "AUTH_JWKS_URL")
@@ -56,10 +87,10 @@ class Settings(BaseSettings):
     docs_enabled: bool | None = None
 {%- if cookiecutter.use_lifespan %}
     # Outbound HTTP: the shared client's timeout, and the upstream URLs that
-    # /ready checks. In the environment, a JSON list:
-    # UPSTREAM_URLS='["https://api.example.com/health"]'.
+    # /ready checks. In the environment, a JSON list, one URL, or URLs separated
+    # by commas: UPSTREAM_URLS=https://a.example.com/health,https://b.example.com/health.
     http_timeout: float = Field(default=5.0, gt=0)
-    upstream_urls: list[str] = Field(default_factory=list)
+    upstream_urls: StrList = Field(default_factory=list)
 {%- endif %}
 {%- if cookiecutter.use_background_tasks %}
     # How many finished jobs /jobs/{id} remembers.
@@ -90,8 +121,8 @@ class Settings(BaseSettings):
     ws_max_connections: int = Field(default=10_000, ge=1)
     # Origins besides the service's own that may open a WebSocket: exact
     # origins, `scheme://host:*` for any port, or "*". In the environment, a
-    # JSON list: WS_ALLOWED_ORIGINS='["https://app.example.com"]'.
-    ws_allowed_origins: list[str] = Field(
+    # JSON list, one origin, or origins separated by commas.
+    ws_allowed_origins: StrList = Field(
         default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
     )
     # permessage-deflate costs CPU per client per message, since every
@@ -166,6 +197,8 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         raise SystemExit("\n".join(problems(exc))) from None
+    except SettingsError as exc:  # a source that could not be read at all
+        raise SystemExit(f"error: settings: {exc}") from None
 
 
 def problems(exc: ValidationError) -> list[str]:
