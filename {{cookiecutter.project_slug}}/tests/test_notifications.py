@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -10,6 +12,9 @@ from {{ cookiecutter.package_name }}.api import notifications
 from {{ cookiecutter.package_name }}.auth.tokens import mint
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
+
+# Every wait here is on a condition, bounded by this many seconds.
+WAIT = 10.0
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
 
@@ -107,3 +112,46 @@ def test_a_job_answers_only_the_user_who_created_it(guarded: TestClient) -> None
     assert theirs.status_code == 404
     assert theirs.json() == {"detail": f"no job {job_id!r}"}
     assert guarded.get(f"/jobs/{job_id}").status_code == 401
+
+
+def test_a_blocking_provider_runs_in_a_thread_and_the_service_keeps_answering(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The natural way to plug in a provider: a blocking call in a plain `def`.
+    started, release = threading.Event(), threading.Event()
+
+    def blocking(notification: notifications.Notification) -> None:
+        started.set()
+        release.wait(WAIT)
+        assert threading.current_thread().name.startswith("AnyIO worker thread")
+
+    monkeypatch.setattr(notifications, "send_with_provider", blocking)
+    with ThreadPoolExecutor(2) as pool:
+        # TestClient returns only once the background job is done: post from a thread.
+        posted = pool.submit(client.post, "/notifications", json={"recipient": "a", "message": "b"})
+        assert started.wait(WAIT), "the provider never ran"
+        try:
+            # Answered while the provider is still blocked (it blocks for up to WAIT):
+            # the provider is not on the event loop.
+            health = pool.submit(client.get, "/health")
+            assert health.result(WAIT / 4).status_code == 200
+        finally:
+            release.set()
+        assert posted.result(WAIT).status_code == 202
+
+
+def test_an_async_provider_runs_on_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[str] = []
+
+    async def on_the_loop(notification: notifications.Notification) -> None:
+        threads.append(threading.current_thread().name)
+
+    monkeypatch.setattr(notifications, "send_with_provider", on_the_loop)
+    response = client.post("/notifications", json={"recipient": "a", "message": "b"})
+    assert response.status_code == 202
+    # Not anyio's worker threads, where a plain `def` provider runs.
+    assert len(threads) == 1
+    assert not threads[0].startswith("AnyIO worker thread")
+    assert client.get(f"/jobs/{response.json()['job_id']}").json()["state"] == "succeeded"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
 from typing import Literal
 
+import anyio.to_thread
 from fastapi import APIRouter, BackgroundTasks, HTTPException, status
 from pydantic import BaseModel, Field
 
@@ -42,9 +44,25 @@ class JobStatus(BaseModel):
     state: JobState
 
 
-async def deliver_notification(notification: Notification) -> None:
-    """Send one notification. Replace the log line with your email or SMS provider."""
+def send_with_provider(notification: Notification) -> None:
+    """Send one notification: replace the log line with your email or SMS provider's call.
+
+    A plain `def` runs in a worker thread, so a blocking client (smtplib, an
+    SMS SDK, requests) cannot stall the service while it waits: every other
+    request and every WebSocket client is served meanwhile. With an async
+    client, make it `async def` and await the client: it then runs on the
+    event loop, and must never block.
+    """
     logger.info("notification for %s: %s", notification.recipient, notification.message)
+
+
+async def deliver_notification(notification: Notification) -> None:
+    """Run `send_with_provider`: on the event loop if it is async, else in a worker thread."""
+    provider = send_with_provider
+    if inspect.iscoroutinefunction(provider):
+        await provider(notification)
+    else:
+        await anyio.to_thread.run_sync(provider, notification)
 
 
 @router.post("/notifications", status_code=status.HTTP_202_ACCEPTED)
