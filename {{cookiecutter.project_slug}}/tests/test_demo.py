@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.async_api import Browser, Page, async_playwright, expect
 from websockets.asyncio.client import connect
@@ -269,3 +270,18 @@ async def test_with_authentication_off_the_page_works_without_a_token(page: Page
         await subscribe(page, "open:lobby")
         await publish(page, "hello, anyone")
         await page.locator(f"{log('open:lobby')} li.mine", has_text="hello, anyone").wait_for()
+
+
+@pytest.mark.browser
+async def test_under_a_proxys_path_prefix_the_page_connects_below_it(page: Page) -> None:
+    # What a proxy's path prefix (ROOT_PATH) makes of the app: it is served below /realtime,
+    # its scopes carrying the prefix as root_path; here a mount puts it there.
+    outer = FastAPI()
+    outer.mount("/realtime", create_app(Settings(_env_file=None)))
+    async with serve(outer) as live:
+        await page.goto(live.http("/realtime/"))
+        await page.click("#connect")
+        await page.locator("#status.live").wait_for()
+        await subscribe(page, "prefixed")
+        await publish(page, "below the prefix")
+        await page.locator(f"{log('prefixed')} li.mine", has_text="below the prefix").wait_for()

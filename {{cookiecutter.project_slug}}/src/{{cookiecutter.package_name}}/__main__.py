@@ -94,6 +94,7 @@ def serve() -> None:
         host=settings.host,
         port=settings.port,
         workers=settings.workers,
+        root_path=settings.root_path,
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
         # Without a bound, one client that stops reading holds shutdown open.

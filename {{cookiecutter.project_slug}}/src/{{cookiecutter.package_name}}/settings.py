@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
+    # The path prefix a proxy serves the app under (e.g. /realtime), as uvicorn's
+    # --root-path: URLs the app builds, and the docs, carry it.
+    root_path: str = ""
     log_level: LogLevel = "info"
     # How long shutdown waits for open connections and running work before it
     # cancels them; also passed to uvicorn as its graceful-shutdown timeout.
