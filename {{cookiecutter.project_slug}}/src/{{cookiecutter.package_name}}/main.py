@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from . import __version__
 {%- if cookiecutter.use_websockets %}
@@ -35,6 +36,7 @@ from .jobs import JobRunner
 {%- if cookiecutter.use_lifespan %}
 from .lifespan import lifespan
 {%- endif %}
+from .limits import BodyLimit, short_validation_errors
 from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
@@ -102,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ws.RealtimeEndpoint)
 {%- endif %}
     app.add_middleware(HeadAsGet)
+    app.add_middleware(BodyLimit, limit=settings.max_body_size)
+    app.add_exception_handler(RequestValidationError, short_validation_errors)
     return app
 
 

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # How long shutdown waits for open connections and running work before it
     # cancels them; also passed to uvicorn as its graceful-shutdown timeout.
     shutdown_timeout: float = Field(default=10.0, gt=0)
+    # Largest request body in bytes, on every route: larger gets 413 before it is read whole.
+    max_body_size: int = Field(default=1024 * 1024, ge=1)
     # Each readiness check must answer within this many seconds.
     ready_timeout: float = Field(default=2.0, gt=0)
     # Authentication: JSON Web Tokens from your identity service, verified
