@@ -44,7 +44,6 @@ def test_a_body_declared_over_the_limit_is_413_on_any_route() -> None:
         for path in ("/echo", "/notes", "/health", "/no-such-route"):
             response = client.post(path, content=b"x" * (LIMIT + 1))
             assert response.status_code == 413, path
-            assert "MAX_BODY_SIZE" in response.json()["detail"]
 
 
 def test_a_chunked_body_over_the_limit_is_413_once_the_bytes_read_pass_it() -> None:

@@ -36,7 +36,7 @@ from .jobs import JobRunner
 {%- if cookiecutter.use_lifespan %}
 from .lifespan import lifespan
 {%- endif %}
-from .limits import BodyLimit, short_validation_errors
+from .limits import short_validation_errors
 from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
@@ -56,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        # Every route: 413 once the declared length or the bytes read pass it.
+        max_body_size=settings.max_body_size,
 {%- if cookiecutter.use_lifespan %}
         lifespan=lifespan,
 {%- endif %}
@@ -104,7 +106,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ws.RealtimeEndpoint)
 {%- endif %}
     app.add_middleware(HeadAsGet)
-    app.add_middleware(BodyLimit, limit=settings.max_body_size)
     app.add_exception_handler(RequestValidationError, short_validation_errors)
     return app
 
