@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
+from {{ cookiecutter.package_name }} import __main__ as entry_point
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 
 # Module scope (anyio's own default), so that a module can share one
@@ -43,3 +46,22 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """A client of a fresh app; entering it runs startup, leaving it runs shutdown."""
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture
+def uvicorn_options(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, Any]]:
+    """What `python -m` would pass to `uvicorn.run`, given environment variables (NAME=value)."""
+
+    def options(**environment: str) -> dict[str, Any]:
+        passed: dict[str, Any] = {}
+        monkeypatch.setattr(uvicorn, "run", lambda app, **kw: passed.update(kw))
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            entry_point.main([])
+        finally:
+            get_settings.cache_clear()
+        return passed
+
+    return options

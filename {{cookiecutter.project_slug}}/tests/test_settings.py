@@ -5,16 +5,15 @@ import logging
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 import {{ cookiecutter.package_name }} as package
-from {{ cookiecutter.package_name }} import __main__ as entry_point
 from {{ cookiecutter.package_name }}.__main__ import logging_config
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
@@ -224,13 +223,7 @@ def test_a_bad_setting_stops_the_process_with_one_line_naming_it_its_value_and_w
     assert allowed in message
 
 
-def test_python_m_passes_root_path_to_uvicorn(monkeypatch: pytest.MonkeyPatch) -> None:
-    options: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: options.update(kw))
-    monkeypatch.setenv("ROOT_PATH", "/realtime")
-    get_settings.cache_clear()
-    try:
-        entry_point.main([])
-    finally:
-        get_settings.cache_clear()
-    assert options["root_path"] == "/realtime"
+def test_python_m_passes_root_path_to_uvicorn(
+    uvicorn_options: Callable[..., dict[str, Any]],
+) -> None:
+    assert uvicorn_options(ROOT_PATH="/realtime")["root_path"] == "/realtime"

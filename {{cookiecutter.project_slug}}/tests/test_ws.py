@@ -14,17 +14,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 from websockets.frames import Frame, Opcode
 from websockets.typing import Origin
 
-from {{ cookiecutter.package_name }} import __main__ as entry_point
 from {{ cookiecutter.package_name }}.api import ws as ws_route
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.realtime import transport
-from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from .live import WAIT, Live, closed_with, command, connected, joined, receive, serve
 
@@ -463,17 +461,10 @@ async def test_a_frame_over_the_limit_closes_with_1009_under_plain_uvicorn(live:
 
 
 async def test_python_m_makes_uvicorn_itself_refuse_a_frame_over_the_limit(
-    monkeypatch: pytest.MonkeyPatch,
+    uvicorn_options: Callable[..., dict[str, Any]],
 ) -> None:
     # What `python -m` passes to uvicorn, with a limit below the app's own.
-    options: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: options.update(kw))
-    monkeypatch.setenv("WS_MAX_MESSAGE_SIZE", "1000")
-    get_settings.cache_clear()
-    try:
-        entry_point.main([])
-    finally:
-        get_settings.cache_clear()
+    options = uvicorn_options(WS_MAX_MESSAGE_SIZE="1000")
     assert options["ws_max_size"] == 1000
     app = create_app(Settings(_env_file=None))
     async with (
