@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
+from {{ cookiecutter.package_name }}.broadcast.envelope import json_text, message_frame
 from {{ cookiecutter.package_name }}.broadcast.redis import RedisBackend
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 
@@ -77,7 +79,8 @@ class Recorder(Watch):
         self.changed()
 
     def received(self, channel: str) -> list[str]:
-        return [message for name, message in self.messages if name == channel]
+        """The data of each envelope received on `channel`, in arrival order."""
+        return [json.loads(message)["data"] for name, message in self.messages if name == channel]
 
     def has_received(self, channel: str, count: int) -> Callable[[], bool]:
         """A condition: `count` messages for `channel` are in."""
@@ -124,7 +127,7 @@ def channel() -> str:
 
 
 @asynccontextmanager
-async def started(url: str, **options: float) -> AsyncIterator[tuple[RedisBackend, Recorder]]:
+async def started(url: str, **options: Any) -> AsyncIterator[tuple[RedisBackend, Recorder]]:
     backend = RedisBackend(url, timeout=TIMEOUT, **options)
     recorder = Recorder()
     await backend.start(recorder)
@@ -132,6 +135,11 @@ async def started(url: str, **options: float) -> AsyncIterator[tuple[RedisBacken
         yield backend, recorder
     finally:
         await backend.stop()
+
+
+def envelope(channel: str, text: str) -> str:
+    """A message envelope for `channel` carrying `text`: what the hub publishes."""
+    return message_frame(channel, 1, "test", "test", json_text(text))
 
 
 async def subscribers(redis: Redis, channel: str) -> int:
@@ -144,8 +152,8 @@ async def test_a_published_message_reaches_the_subscriber(redis_url: str, channe
     async with started(redis_url) as (backend, recorder):
         await backend.subscribe(channel)
         assert backend.ready() is None
-        await backend.publish(channel, '{"text": "hello"}')
-        await recorder.until(lambda: recorder.received(channel) == ['{"text": "hello"}'])
+        await backend.publish(channel, envelope(channel, "hello"))
+        await recorder.until(lambda: recorder.received(channel) == ["hello"])
 
 
 async def test_two_processes_share_channels(redis_url: str, channel: str) -> None:
@@ -158,8 +166,8 @@ async def test_two_processes_share_channels(redis_url: str, channel: str) -> Non
         await first.subscribe(channel)
         await second.subscribe(channel)
         assert await subscribers(redis, channel) == 2
-        await first.publish(channel, "from first")
-        await second.publish(channel, "from second")
+        await first.publish(channel, envelope(channel, "from first"))
+        await second.publish(channel, envelope(channel, "from second"))
         for seen in (first_seen, second_seen):
             await seen.until(seen.has_received(channel, 2))
             assert sorted(seen.received(channel)) == ["from first", "from second"]
@@ -178,7 +186,7 @@ async def test_each_publishers_messages_arrive_in_publish_order(
 
         async def publish_all(backend: RedisBackend, name: str) -> None:
             for number in range(count):
-                await backend.publish(channel, f"{name} {number}")
+                await backend.publish(channel, envelope(channel, f"{name} {number}"))
 
         async with anyio.create_task_group() as publishers:
             publishers.start_soon(publish_all, first, "first")
@@ -205,8 +213,8 @@ async def test_subscribe_and_unsubscribe_show_in_pubsub_numsub(
 
         # Redis delivers what one connection publishes in order: once `other`'s
         # message is in, one for `channel` would already have arrived.
-        await backend.publish(channel, "after unsubscribe")
-        await backend.publish(other, "still subscribed")
+        await backend.publish(channel, envelope(channel, "after unsubscribe"))
+        await backend.publish(other, envelope(other, "still subscribed"))
         await recorder.until(lambda: recorder.received(other) == ["still subscribed"])
         assert recorder.received(channel) == []
 
@@ -220,7 +228,7 @@ async def test_concurrent_subscribes_are_each_confirmed(redis_url: str, channel:
         assert backend.ready() is None
         counts = await redis.pubsub_numsub(*channels)
         assert [count for _, count in counts] == [1] * len(channels)
-        await backend.publish(channels[-1], "last")
+        await backend.publish(channels[-1], envelope(channels[-1], "last"))
         await recorder.until(recorder.has_received(channels[-1], 1))
 
 
@@ -232,7 +240,7 @@ async def test_an_idle_subscriber_still_receives_after_longer_than_the_socket_ti
         # Not synchronisation: staying idle this long is the property under test.
         await anyio.sleep(IDLE_SECONDS)
         assert backend.ready() is None
-        await backend.publish(channel, "after a quiet spell")
+        await backend.publish(channel, envelope(channel, "after a quiet spell"))
         await recorder.until(lambda: recorder.received(channel) == ["after a quiet spell"])
     assert recorder.resyncs == 0
     assert backend_log.count("lost Redis") == 0, "the subscriber connection dropped while idle"
@@ -246,14 +254,14 @@ async def test_while_redis_is_down_publish_and_subscribe_fail_fast_and_ready_say
         redis_server.kill()
         # Whether or not the listener noticed yet: an error within the timeout, never a hang.
         with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
-            await backend.publish(channel, "into the void")
+            await backend.publish(channel, envelope(channel, "into the void"))
 
         await backend_log.until_count("lost Redis", 1)
         reason = backend.ready()
         assert reason is not None
         assert f"127.0.0.1:{redis_server.port}" in reason
         with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
-            await backend.publish(channel, "into the void")
+            await backend.publish(channel, envelope(channel, "into the void"))
         with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
             await backend.subscribe(f"{channel}-new")
         # Leaving the block stops the backend while its listener is retrying.
@@ -285,7 +293,7 @@ async def test_after_redis_restarts_the_listener_resubscribes_resyncs_once_and_d
                 assert await subscribers(redis, refused) == 0
                 counts = await redis.pubsub_numsub(*others)
                 assert [count for _, count in counts] == [1] * len(others)
-            await backend.publish(channel, f"after outage {outage}")
+            await backend.publish(channel, envelope(channel, f"after outage {outage}"))
             await recorder.until(recorder.has_received(channel, outage))
             assert recorder.resyncs == outage
         assert recorder.received(channel) == ["after outage 1", "after outage 2"]
@@ -304,7 +312,7 @@ async def test_a_backend_started_while_redis_is_down_connects_once_it_is_up(
         await backend_log.until_count("listening on Redis", 1)
         assert backend.ready() is None
         await backend.subscribe(channel)
-        await backend.publish(channel, "first light")
+        await backend.publish(channel, envelope(channel, "first light"))
         await recorder.until(lambda: recorder.received(channel) == ["first light"])
     assert recorder.resyncs == 0, "nothing was missed: there was no earlier connection"
 
@@ -318,7 +326,7 @@ async def test_a_redis_that_never_answers_cannot_hang_start_or_publish(
             assert reason is not None
             assert "Timeout" in reason
             with anyio.fail_after(TIMEOUT), pytest.raises(BroadcastUnavailable):
-                await backend.publish(channel, "into the void")
+                await backend.publish(channel, envelope(channel, "into the void"))
 
 
 async def test_stop_ends_the_listener_and_closes_its_connections(
@@ -328,7 +336,7 @@ async def test_stop_ends_the_listener_and_closes_its_connections(
     backend = RedisBackend(redis_url, timeout=TIMEOUT)
     await backend.start(Recorder())
     await backend.subscribe(channel)
-    await backend.publish(channel, "one")
+    await backend.publish(channel, envelope(channel, "one"))
 
     await backend.stop()
     await backend.stop()
@@ -336,8 +344,94 @@ async def test_stop_ends_the_listener_and_closes_its_connections(
     assert asyncio.all_tasks() == tasks_before
     assert backend.ready() == "stopped"
     with pytest.raises(BroadcastUnavailable):
-        await backend.publish(channel, "after stop")
+        await backend.publish(channel, envelope(channel, "after stop"))
     # Redis handled the subscriber's close before it reads a command from a
     # connection opened afterwards.
     async with create_redis(redis_url) as redis:
         assert await subscribers(redis, channel) == 0
+
+
+# --- A Redis that others share -----------------------------------------------
+
+# A small limit, so that data just over it is cheap to send.
+MAX_DATA = 100
+
+
+def not_ours(channel: str) -> list[str | bytes]:
+    """Publishes on `channel` that the service never sends: each must be dropped."""
+    good = json.loads(envelope(channel, "x"))
+    head = message_frame(channel, 1, "test", "test", "")[:-1]  # up to the data
+    return [
+        "hello",
+        "",
+        b"\xff\xfe not UTF-8",
+        '{"type": "resync"}',
+        json.dumps({"type": "resync", "channel": channel, "origin": "x", "reason": "fake"}),
+        "[1, 2, 3]",
+        "null",
+        envelope(f"{channel}-elsewhere", "for another channel"),
+        envelope(channel, "truncated")[:-1],
+        json.dumps(good),  # ours, but not as we write it (spaces)
+        json.dumps({**good, "extra": 1}, separators=(",", ":")),
+        json.dumps({k: v for k, v in good.items() if k != "sender"}, separators=(",", ":")),
+        envelope(channel, "x").replace('"seq":1', '"seq":"1"'),
+        envelope(channel, "x").replace('"seq":1', '"seq":true'),
+        envelope(channel, "x").replace('"seq":1', '"seq":0'),
+        envelope(channel, "x").replace('"sender":"test"', '"sender":' + json.dumps("s" * 200)),
+        head + "nope}",  # data that is not JSON
+        head + "NaN}",
+        head + '"a" "b"}',
+        envelope(channel, "x" * MAX_DATA),  # data of MAX_DATA + 2 bytes (the quotes)
+        # Under MAX_DATA characters, over it in bytes of UTF-8.
+        head + json.dumps("é" * (MAX_DATA // 2), ensure_ascii=False) + "}",
+        envelope(channel, "x" * 200 * 1024),
+    ]
+
+
+async def test_only_this_services_envelopes_within_the_size_limit_reach_the_receiver(
+    redis_url: str, channel: str, backend_log: LogWatch
+) -> None:
+    at_limit = "é" * ((MAX_DATA - 2) // 2)  # quoted, exactly MAX_DATA bytes of UTF-8
+    at_limit_json = json.dumps(at_limit, ensure_ascii=False)
+    assert len(at_limit_json.encode()) == MAX_DATA
+    async with (
+        started(redis_url, max_data_bytes=MAX_DATA) as (backend, recorder),
+        create_redis(redis_url) as redis,
+    ):
+        await backend.subscribe(channel)
+        for junk in not_ours(channel):
+            await redis.publish(channel, junk)
+        # From one connection, Redis delivers in order: once these are in, the rest was too.
+        await redis.publish(channel, envelope(channel, "ours"))
+        await redis.publish(channel, message_frame(channel, 7, "o", "s", at_limit_json))
+        await recorder.until(recorder.has_received(channel, 2))
+    assert recorder.received(channel) == ["ours", at_limit]
+    assert [m for c, m in recorder.messages if c != channel] == []
+    # Rate-limited: one line for the whole flood, naming the channel.
+    assert backend_log.count("dropped", logging.WARNING) == 1
+    [line] = [r.getMessage() for r in backend_log.records if "dropped" in r.getMessage()]
+    assert repr(channel) in line
+
+
+async def test_the_prefix_keeps_deployments_on_one_redis_apart(
+    redis_url: str, channel: str
+) -> None:
+    async with (
+        started(redis_url, channel_prefix="one:") as (one, one_seen),
+        started(redis_url, channel_prefix="two:") as (two, two_seen),
+        create_redis(redis_url) as redis,
+    ):
+        await one.subscribe(channel)
+        await two.subscribe(channel)
+        assert await subscribers(redis, f"one:{channel}") == 1
+        assert await subscribers(redis, f"two:{channel}") == 1
+        assert await subscribers(redis, channel) == 0
+        await one.publish(channel, envelope(channel, "to one"))
+        await two.publish(channel, envelope(channel, "to two"))
+        await one_seen.until(one_seen.has_received(channel, 1))
+        await two_seen.until(two_seen.has_received(channel, 1))
+        # Redis handled "to one" before "to two": had two heard it, it would be in by now.
+        assert one_seen.received(channel) == ["to one"]
+        assert two_seen.received(channel) == ["to two"]
+        await one.unsubscribe(channel)
+        assert await subscribers(redis, f"one:{channel}") == 0

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.broadcast.envelope import message_frame
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -75,8 +76,13 @@ async def ready(http: httpx2.AsyncClient) -> tuple[int, list[str]]:
     return response.status_code, failing
 
 
+def in_redis(redis_url: str, channel: str) -> str:
+    """The Redis channel that carries the hub's `channel` for a service on `redis_url`."""
+    return redis_settings(redis_url).redis_key("broadcast", channel)
+
+
 async def subscribers(redis: Redis, channel: str) -> int:
-    """How many connections Redis says are subscribed to `channel` (PUBSUB NUMSUB)."""
+    """How many connections Redis says are subscribed to the Redis `channel` (PUBSUB NUMSUB)."""
     [(_, count)] = await redis.pubsub_numsub(channel)
     return count
 
@@ -106,6 +112,58 @@ def test_with_redis_url_the_hub_says_it_broadcasts_through_redis(
     with caplog.at_level(logging.INFO):
         create_app(redis_settings("redis://127.0.0.1:6390/0"))
     assert "broadcasting through Redis at 127.0.0.1:6390" in caplog.text
+
+
+# --- A Redis that others share ---------------------------------------------
+
+
+async def test_two_deployments_on_other_database_numbers_do_not_hear_each_other(
+    redis_url: str, channel: str
+) -> None:
+    base = redis_url.rsplit("/", 1)[0]
+    async with (
+        serve(create_app(redis_settings(f"{base}/1"))) as one,
+        serve(create_app(redis_settings(f"{base}/2"))) as two,
+        connect(one.ws("/ws")) as on_one,
+        connect(two.ws("/ws")) as on_two,
+    ):
+        await joined(on_one, channel)
+        await joined(on_two, channel)
+        assert (await published(on_one, channel, "for one"))["data"] == "for one"
+        # Redis handled "for one" before this publish: had two heard it, it would come first.
+        assert (await published(on_two, channel, "for two"))["data"] == "for two"
+        assert (await command(on_one, "ping"))["type"] == "reply"
+
+
+async def test_what_others_publish_on_the_services_redis_channels_never_reaches_clients(
+    redis_url: str, channel: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = redis_settings(redis_url)
+    redis_channel = settings.redis_key("broadcast", channel)
+    foreign = [
+        "hello",
+        '{"type":"resync"}',
+        json.dumps({"type": "resync", "channel": channel, "origin": "x", "reason": "fake"}),
+        json.dumps({"type": "message", "channel": channel, "data": "no seq, origin or ts"}),
+        # A message of 200 KiB, past the welcome's limit but otherwise as the service writes it.
+        message_frame(channel, 1, "o", "s", json.dumps("x" * 200 * 1024)),
+    ]
+    async with (
+        serve(create_app(settings)) as live,
+        connect(live.ws("/ws")) as ws,
+        create_redis(redis_url) as redis,
+    ):
+        welcome = await joined(ws, channel)
+        assert welcome["max_message_size"] == settings.ws_max_message_size
+        assert await subscribers(redis, redis_channel) == 1
+        for text in foreign:
+            await redis.publish(redis_channel, text)
+        # Published after them on Redis: the client's next frame, if they were dropped.
+        assert (await published(ws, channel, "real"))["data"] == "real"
+    # One line for the lot (the log is rate-limited), naming the channel.
+    lines = [m for r in caplog.records if "not this service's envelopes" in (m := r.getMessage())]
+    assert len(lines) == 1, lines
+    assert repr(channel) in lines[0]
 
 
 # --- Two service processes sharing one Redis --------------------------------
@@ -319,10 +377,10 @@ async def test_one_connection_on_three_channels_gets_each_from_the_other_process
         # One subscription in Redis per channel, the first process's: the
         # publisher subscribed to none.
         for name in (red, green, blue):
-            assert await subscribers(redis, name) == 1
+            assert await subscribers(redis, in_redis(redis_url, name)) == 1
         left = await command(listener, "unsubscribe", channel=green)
         assert left == {"type": "reply", "id": left["id"], "channel": green}
-        assert await subscribers(redis, green) == 0
+        assert await subscribers(redis, in_redis(redis_url, green)) == 0
         await publish(green, "ws")
         await publish(green, "http")
         # Published after green's: had either reached the listener, it would come first.
@@ -423,13 +481,13 @@ async def test_a_channel_is_subscribed_once_per_process_and_released_after_its_l
     ):
         async with connect(live.ws("/ws")) as first:
             await joined(first, channel)
-            assert await subscribers(redis, channel) == 1
+            assert await subscribers(redis, in_redis(redis_url, channel)) == 1
             async with connect(live.ws("/ws")) as second:
                 await joined(second, channel)
-                assert await subscribers(redis, channel) == 1
+                assert await subscribers(redis, in_redis(redis_url, channel)) == 1
             await until(lambda: _local_clients(live, channel, 1))
-            assert await subscribers(redis, channel) == 1
-        await until(lambda: _subscribers_are(redis, channel, 0))
+            assert await subscribers(redis, in_redis(redis_url, channel)) == 1
+        await until(lambda: _subscribers_are(redis, in_redis(redis_url, channel), 0))
 
 
 async def _local_clients(live: Live, channel: str, count: int) -> bool:

@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from redis import Redis
 
-from {{ cookiecutter.package_name }}.api.counters import KEY_PREFIX
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.settings import PROJECT_SLUG, Settings
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
     from .redis_server import RedisServer
@@ -67,7 +66,7 @@ def shared_counter(redis_url: str, counter: str) -> Iterator[str]:
     """A counter on the session's Redis (maybe yours, through REDIS_URL): deleted afterwards."""
     yield counter
     with Redis.from_url(redis_url) as redis:
-        redis.delete(KEY_PREFIX + counter)
+        redis.delete(Settings(_env_file=None, redis_url=redis_url).redis_key("counters", counter))
 
 
 def test_a_counter_counts_in_redis(redis_url: str, shared_counter: str) -> None:
@@ -80,6 +79,42 @@ def test_a_counter_counts_in_redis(redis_url: str, shared_counter: str) -> None:
     with TestClient(create_app(Settings(_env_file=None, redis_url=redis_url))) as client:
         # Another app, as another process would be: the count lives in Redis.
         assert client.post(f"/counters/{counter}").json()["value"] == 3
+
+
+def test_the_counter_is_a_key_under_the_prefix(redis_url: str, shared_counter: str) -> None:
+    with served(redis_url) as client:
+        assert client.post(f"/counters/{shared_counter}").status_code == 200
+    key = Settings(_env_file=None, redis_url=redis_url).redis_key("counters", shared_counter)
+    assert key.endswith(f":counters:{shared_counter}")
+    with Redis.from_url(redis_url) as redis:
+        assert redis.get(key) == b"1"
+        assert redis.exists(f"counters:{shared_counter}", shared_counter) == 0
+
+
+@pytest.mark.parametrize(
+    ("url", "database"),
+    [
+        ("redis://localhost:6379", 0),
+        ("redis://localhost:6379/0", 0),
+        ("redis://localhost/7", 7),
+        ("rediss://user:secret@redis.example.com:6380/15", 15),
+        ("redis://localhost:6379?db=3", 3),
+        ("unix:///run/redis.sock?db=2", 2),
+        ("unix:///run/redis.sock", 0),
+    ],
+)
+def test_without_redis_prefix_names_carry_the_project_and_the_database_number(
+    url: str, database: int
+) -> None:
+    # Database numbers do not separate pub/sub channels; the prefix does.
+    settings = Settings(_env_file=None, redis_url=url)
+    assert settings.redis_key("counters", "a") == f"{PROJECT_SLUG}:{database}:counters:a"
+
+
+def test_redis_prefix_replaces_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PREFIX", "billing:prod")
+    settings = Settings(_env_file=None, redis_url="redis://localhost/4")
+    assert settings.redis_key("broadcast", "lobby") == "billing:prod:broadcast:lobby"
 
 
 def test_a_bad_counter_name_is_422(redis_url: str) -> None:

@@ -202,6 +202,14 @@ def test_choices_are_case_insensitive_and_take_the_usual_aliases(
         ("LOG_LEVEL", "verbose", "'warning'"),
         ("ENVIRONMENT", "staging", "'production'"),
         ("SHUTDOWN_TIMEOUT", "soon", "number"),
+{%- if cookiecutter.use_redis %}
+        ("REDIS_URL", "redis://localhost:6379/0?db=one", "not a Redis URL"),
+        ("REDIS_PREFIX", "my app", "printable"),
+        ("REDIS_PREFIX", "{tagged}", "braces"),
+        ("REDIS_PREFIX", "ends-with:", "trailing ':'"),
+        ("REDIS_PREFIX", "caf\u00e9", "ASCII"),
+        ("REDIS_PREFIX", "x" * 65, "1 to 64"),
+{%- endif %}
     ],
 )
 def test_a_bad_setting_stops_the_process_with_one_line_naming_it_its_value_and_what_is_allowed(

@@ -7,6 +7,9 @@ case (`PORT=9000`). `.env.example` lists them all with their defaults.
 from __future__ import annotations
 
 import json
+{%- if cookiecutter.use_redis %}
+import re
+{%- endif %}
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
@@ -15,6 +18,9 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_v
 from pydantic.functional_validators import field_validator
 {% endif -%}
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+{%- if cookiecutter.use_redis %}
+from redis.asyncio.connection import parse_url
+{%- endif %}
 
 
 def _list(value: Any) -> Any:
@@ -51,6 +57,13 @@ Environment = Annotated[
 # HS256 keys shorter than the hash are guessable (RFC 7518 section 3.2).
 MIN_SECRET_BYTES = 32
 AUTH_KEYS = ("AUTH_SECRET", "AUTH_PUBLIC_KEY", "AUTH_JWKS_URL")
+{%- if cookiecutter.use_redis %}
+# The first part of the default REDIS_PREFIX.
+PROJECT_SLUG = {{ cookiecutter.project_slug | python_string }}
+# What REDIS_PREFIX may hold: no spaces or control characters, and no braces,
+# which Redis Cluster reads as a hash tag.
+_REDIS_PREFIX = re.compile(r"[!-z|~]{1,64}")
+{%- endif %}
 
 
 class Settings(BaseSettings):
@@ -140,6 +153,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Seconds connecting to Redis, or one command to it, may take before it counts as failed.
     redis_timeout: float = Field(default=2.0, gt=0)
+    # The start of every Redis key and pub/sub channel name the service uses
+    # ("<prefix>:counters:<name>"). Database numbers do not scope pub/sub, so two
+    # services on one Redis are kept apart by this; unset: the project's slug
+    # and REDIS_URL's database number (realtime-service:0), the separation
+    # people expect from database numbers.
+    redis_prefix: str | None = None
 {%- endif %}
 {%- if cookiecutter.use_redis and cookiecutter.use_websockets %}
     # After losing Redis, the broadcast listener retries after 0.1 s, then
@@ -183,7 +202,33 @@ class Settings(BaseSettings):
             return None
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        try:
+            parse_url(url)
+        except ValueError as exc:  # e.g. a database number that is not a number
+            raise ValueError(f"not a Redis URL: {exc}") from None
         return url
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _redis_prefix_is_printable(cls, prefix: str | None) -> str | None:
+        if prefix is not None and (not _REDIS_PREFIX.fullmatch(prefix) or prefix.endswith(":")):
+            raise ValueError(
+                "must be 1 to 64 printable ASCII characters without spaces, braces"
+                " or a trailing ':' (the service adds the separator)"
+            )
+        return prefix
+
+    def redis_key(self, *parts: str) -> str:
+        """The Redis key or channel name for `parts`: `<REDIS_PREFIX>:part:part...`.
+
+        Without REDIS_PREFIX, the prefix is the project's slug and REDIS_URL's
+        database number: `redis_key("counters", "x")` is `realtime-service:0:counters:x`.
+        """
+        prefix = self.redis_prefix
+        if prefix is None:
+            database = parse_url(self.redis_url).get("db") if self.redis_url else 0
+            prefix = f"{PROJECT_SLUG}:{database or 0}"
+        return ":".join((prefix, *parts))
 {%- endif %}
 
 

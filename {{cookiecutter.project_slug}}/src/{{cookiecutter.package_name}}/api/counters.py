@@ -8,12 +8,10 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
-from ..deps import RedisDep
+from ..deps import RedisDep, SettingsDep
 
 router = APIRouter(tags=["counters"])
 
-# Each counter is the Redis key KEY_PREFIX + name.
-KEY_PREFIX = "counters:"
 
 Name = Annotated[
     str,
@@ -34,10 +32,13 @@ class Counter(BaseModel):
     "/counters/{name}",
     responses={503: {"description": "Redis is not configured (REDIS_URL) or unreachable"}},
 )
-async def increment_counter(name: Name, redis: RedisDep) -> Counter:
-    """Add one to the counter `name` (created at 0) and return its new value; 503 without Redis."""
+async def increment_counter(name: Name, redis: RedisDep, settings: SettingsDep) -> Counter:
+    """Add one to the counter `name` (created at 0) and return its new value; 503 without Redis.
+
+    The counter is the Redis key `<REDIS_PREFIX>:counters:<name>`.
+    """
     try:
-        value = await redis.incr(KEY_PREFIX + name)
+        value = await redis.incr(settings.redis_key("counters", name))
     except RedisError as exc:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, f"Redis unavailable: {type(exc).__name__}: {exc}"

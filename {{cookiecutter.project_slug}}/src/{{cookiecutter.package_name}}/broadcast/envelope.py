@@ -1,4 +1,5 @@
-"""The frames the hub fans out, and the check that published data is JSON.
+"""The frames the hub fans out, the check that published data is JSON, and the
+check that an envelope received from another process is one of ours.
 
 The hub sends two kinds of frame, each one JSON object whose `type` says
 what it is: `message` envelopes and `resync`. (The frames of the WebSocket
@@ -30,6 +31,14 @@ class Envelope(TypedDict):
     # When it was published: ISO 8601, UTC, milliseconds.
     ts: str
     data: Any
+
+
+_ENVELOPE_KEYS = frozenset(Envelope.__required_keys__)
+# Longest origin, sender or ts an envelope may carry (in characters). With the
+# longest channel name, and each character escaped (\uXXXX), the envelope's
+# text around its data stays under MAX_HEAD_LENGTH characters.
+MAX_FIELD_LENGTH = 128
+MAX_HEAD_LENGTH = 4096
 
 
 class InvalidJSON(ValueError):
@@ -75,18 +84,52 @@ def now() -> str:
 
 def message_frame(channel: str, seq: int, origin: str, sender: str, data_json: str) -> str:
     """A serialised Envelope around `data_json`, which must already be valid JSON text."""
-    head = json_text(
-        {
-            "type": "message",
-            "channel": channel,
-            "seq": seq,
-            "origin": origin,
-            "sender": sender,
-            "ts": now(),
-        }
-    )
-    # `head` ends with "}": reopen it and splice the data in unchanged.
-    return f'{head[:-1]},"data":{data_json}}}'
+    return f"{_head(channel, seq, origin, sender, now())}{data_json}}}"
+
+
+def _head(channel: str, seq: int, origin: str, sender: str, ts: str) -> str:
+    """An envelope's text up to its data: `{"type":"message",...,"ts":"...","data":`."""
+    fields = {"channel": channel, "seq": seq, "origin": origin, "sender": sender, "ts": ts}
+    head = json_text({"type": "message", **fields})
+    # `head` ends with "}": reopen it, ready for the data to be spliced in unchanged.
+    return f'{head[:-1]},"data":'
+
+
+def envelope_problem(channel: str, text: str, max_data_bytes: int) -> str | None:
+    """None if `text` is an envelope this service publishes on `channel`, with data of
+    at most `max_data_bytes` bytes (UTF-8); else why not, in a few words.
+
+    For text that arrives from outside the process (Redis): anyone who can
+    PUBLISH there could otherwise send clients a fake `resync`, text that is
+    not JSON, or a message larger than the limit their welcome frame states.
+    The test is strict: the envelope must be exactly what `message_frame`
+    writes (its fields, their order and types, compact), which also locates
+    the data, so its size is measured exactly.
+    """
+    if len(text) > max_data_bytes + MAX_HEAD_LENGTH:  # characters <= bytes: cheap, before parsing
+        return f"larger than {max_data_bytes} bytes of data allow"
+    try:
+        value = parse_json(text)
+    except InvalidJSON as exc:
+        return str(exc)
+    if not isinstance(value, dict) or value.keys() != _ENVELOPE_KEYS or value["type"] != "message":
+        return "not a message envelope"
+    if value["channel"] != channel:
+        return f"its channel is {value['channel']!r}"
+    seq, origin, sender, ts = value["seq"], value["origin"], value["sender"], value["ts"]
+    if not (type(seq) is int and seq >= 1 and _short_strings(origin, sender, ts)):
+        return "malformed seq, origin, sender or ts"
+    head = _head(channel, seq, origin, sender, ts)
+    if not (text.startswith(head) and text.endswith("}")):
+        return "not serialised as this service serialises envelopes"
+    size = len(text[len(head) : -1].encode())  # `head` is ASCII: characters are bytes
+    if size > max_data_bytes:
+        return f"its data is {size} bytes, over the {max_data_bytes} byte limit"
+    return None
+
+
+def _short_strings(*values: object) -> bool:
+    return all(isinstance(v, str) and len(v) <= MAX_FIELD_LENGTH for v in values)
 
 
 def resync_frame(channel: str, origin: str, reason: str) -> str:

@@ -8,6 +8,14 @@ reconnects with capped exponential backoff and jitter, resubscribes every
 channel still in use and then calls `receiver.resync()`, because Redis
 pub/sub keeps nothing for a subscriber that was away.
 
+Every Redis channel name carries `channel_prefix` (the settings' REDIS_PREFIX):
+Redis database numbers do not scope pub/sub, so without it two deployments
+sharing one Redis would hear each other. Whatever arrives is checked before
+the hub sees it (`envelope.envelope_problem`): anyone who can PUBLISH on that
+Redis could otherwise send clients text that is not ours, a fake `resync`,
+or a message larger than their welcome frame promises. What fails the check
+is dropped and logged, at most one line per DROP_LOG_INTERVAL seconds.
+
 Subscribe and unsubscribe wait for Redis's confirmation. Redis confirms the
 commands of one connection in the order they were sent, so each waiter joins
 a queue per (command, channel) and each confirmation settles the oldest one.
@@ -19,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections import deque
 from typing import Any, Literal
 
@@ -30,6 +39,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .backend import BroadcastUnavailable, Receiver
+from .envelope import envelope_problem
 
 logger = logging.getLogger(__name__)
 
@@ -39,19 +49,28 @@ _REDIS_ERRORS = (RedisError, OSError)
 
 Command = Literal["subscribe", "unsubscribe"]
 
+# Seconds between two log lines about dropped messages: a flood of bad
+# publishes must not become a flood of log lines.
+DROP_LOG_INTERVAL = 10.0
+
 
 class RedisBackend:
     """Publish/subscribe through the Redis server at `url` (redis://, rediss:// or unix://).
 
-    `timeout` bounds connecting, each publish and each wait for a confirmation.
-    After losing Redis, the listener retries after `reconnect_initial_delay`
-    seconds, doubling up to `reconnect_max_delay`.
+    The hub's channel `c` is the Redis channel `channel_prefix + c`. A received
+    message reaches the receiver only if it is an envelope for its channel
+    whose data is at most `max_data_bytes` bytes. `timeout` bounds
+    connecting, each publish and each wait for a confirmation. After losing
+    Redis, the listener retries after `reconnect_initial_delay` seconds,
+    doubling up to `reconnect_max_delay`.
     """
 
     def __init__(
         self,
         url: str,
         *,
+        channel_prefix: str = "",
+        max_data_bytes: int = 64 * 1024,
         timeout: float = 2.0,
         reconnect_initial_delay: float = 0.1,
         reconnect_max_delay: float = 5.0,
@@ -60,6 +79,8 @@ class RedisBackend:
             raise ValueError("timeout and reconnect_initial_delay must be positive")
         if reconnect_max_delay < reconnect_initial_delay:
             raise ValueError("reconnect_max_delay must be at least reconnect_initial_delay")
+        self._prefix = channel_prefix
+        self._max_data_bytes = max_data_bytes
         self._timeout = timeout
         self._initial_delay = reconnect_initial_delay
         self._max_delay = reconnect_max_delay
@@ -109,6 +130,8 @@ class RedisBackend:
         self._waiters: dict[tuple[Command, str], deque[asyncio.Future[bool]]] = {}
         self._failures = 0  # connection attempts failed since the last live connection
         self._ever_live = False
+        self._dropped = 0  # messages dropped since the last line that said so
+        self._drop_logged_at = -DROP_LOG_INTERVAL
 
     @property
     def address(self) -> str:
@@ -148,7 +171,7 @@ class RedisBackend:
         if self._connection is None:
             raise BroadcastUnavailable(self._down_reason)
         try:
-            await self._publisher.publish(channel, message)
+            await self._publisher.publish(self._prefix + channel, message)
         except _REDIS_ERRORS as exc:
             reason = f"publish to Redis at {self._address} failed: {_describe(exc)}"
             raise BroadcastUnavailable(reason) from exc
@@ -165,7 +188,7 @@ class RedisBackend:
         self._wanted.add(channel)
         confirmation = self._expect("subscribe", channel)
         try:
-            await connection.send_command("SUBSCRIBE", channel)
+            await connection.send_command("SUBSCRIBE", self._prefix + channel)
             async with asyncio.timeout(self._timeout):
                 confirmed = await confirmation
         except _REDIS_ERRORS as exc:
@@ -191,7 +214,7 @@ class RedisBackend:
             return
         confirmation = self._expect("unsubscribe", channel)
         try:
-            await connection.send_command("UNSUBSCRIBE", channel)
+            await connection.send_command("UNSUBSCRIBE", self._prefix + channel)
             async with asyncio.timeout(self._timeout):
                 await confirmation
         except _REDIS_ERRORS as exc:
@@ -248,12 +271,13 @@ class RedisBackend:
         # confirms its channels in order, so done waiters leave from the left.
         resubscribing = deque(self._expect("subscribe", channel) for channel in channels)
         if channels:
-            await connection.send_command("SUBSCRIBE", *channels)
+            await connection.send_command("SUBSCRIBE", *(self._prefix + c for c in channels))
         else:
             self._went_live(0)
         while True:
             response = await connection.read_response()
-            kind, channel = response[0], response[1]
+            # Every channel this connection subscribes to carries the prefix.
+            kind, channel = response[0], response[1][len(self._prefix) :]
             if kind == "message":
                 # Skip what was still in flight when the hub unsubscribed.
                 if channel in self._wanted:
@@ -265,7 +289,7 @@ class RedisBackend:
                     # A subscribe() that gave up (timeout, cancelled) before Redis
                     # confirmed: undo it, or Redis keeps sending what nobody wants.
                     self._expect("unsubscribe", channel)
-                    await connection.send_command("UNSUBSCRIBE", channel)
+                    await connection.send_command("UNSUBSCRIBE", self._prefix + channel)
                 if resubscribing:
                     while resubscribing and resubscribing[0].done():
                         resubscribing.popleft()
@@ -310,10 +334,31 @@ class RedisBackend:
     def _deliver(self, channel: str, message: str) -> None:
         if self._receiver is None:
             return
+        problem = envelope_problem(channel, message, self._max_data_bytes)
+        if problem is not None:
+            self._drop(channel, problem)
+            return
         try:
             self._receiver.deliver(channel, message)
         except Exception:  # a faulty receiver must not cost every other channel its messages
             logger.exception("redis broadcast: receiver failed on a message for %r", channel)
+
+    def _drop(self, channel: str, problem: str) -> None:
+        """Count a message that is not ours; say so at most once per DROP_LOG_INTERVAL."""
+        self._dropped += 1
+        now = time.monotonic()
+        if now - self._drop_logged_at < DROP_LOG_INTERVAL:
+            return
+        logger.warning(
+            "redis broadcast: dropped %d message(s) that are not this service's envelopes"
+            " (one line per %g s at most); the latest on channel %r (Redis channel %r): %s",
+            self._dropped,
+            DROP_LOG_INTERVAL,
+            channel,
+            self._prefix + channel,
+            problem,
+        )
+        self._dropped, self._drop_logged_at = 0, now
 
     def _expect(self, command: Command, channel: str) -> asyncio.Future[bool]:
         """Join the queue for Redis's next confirmation of `command` on `channel`."""

@@ -27,11 +27,15 @@ def broadcast_backend(settings: Settings) -> Backend:
         return MemoryBackend()
     backend = RedisBackend(
         settings.redis_url,
+        channel_prefix=settings.redis_key("broadcast", ""),
+        max_data_bytes=settings.ws_max_message_size,
         timeout=settings.redis_timeout,
         reconnect_max_delay=settings.redis_reconnect_max_delay,
     )
     logger.info(
-        "broadcasting through Redis at %s, to the clients of every process using it",
+        "broadcasting through Redis at %s, to the clients of every process using it"
+        " (Redis channels %s*)",
         backend.address,
+        settings.redis_key("broadcast", ""),
     )
     return backend
