@@ -21,6 +21,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from {{ cookiecutter.package_name }}.broadcast.backend import Backend, BroadcastUnavailable
+from {{ cookiecutter.package_name }}.broadcast.envelope import Draft, Position
+from {{ cookiecutter.package_name }}.broadcast.history import History
 from {{ cookiecutter.package_name }}.broadcast.hub import Hub
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -143,9 +145,13 @@ class Outage(MemoryBackend):
         self._check()
         await super().subscribe(channel)
 
-    async def publish(self, channel: str, message: str) -> None:
+    async def publish(self, channel: str, message: Draft) -> Position:
         self._check()
-        await super().publish(channel, message)
+        return await super().publish(channel, message)
+
+    async def history(self, channel: str, since: int | None, limit: int | None = None) -> History:
+        self._check()
+        return await super().history(channel, since, limit)
 
     def ready(self) -> str | None:
         return "backend is down" if self.down else super().ready()
@@ -212,24 +218,36 @@ async def command(ws: ClientConnection, kind: str, **fields: Any) -> dict[str, A
     return frame
 
 
-async def subscribed(ws: ClientConnection, *channels: str) -> None:
-    """Subscribe to each of `channels`, failing the test on any refusal."""
+async def subscribed(ws: ClientConnection, *channels: str) -> list[dict[str, Any]]:
+    """Subscribe to each of `channels`, failing the test on any refusal; the replies.
+
+    Each reply names the channel's position (offset and epoch) when it went live.
+    """
+    replies = []
     for channel in channels:
         answer = await command(ws, "subscribe", channel=channel)
-        assert answer == {"type": "reply", "id": answer["id"], "channel": channel}, answer
+        expected = {"type": "reply", "id": answer["id"], "channel": channel}
+        assert answer == expected | {"offset": answer.get("offset"), "epoch": answer.get("epoch")}
+        assert isinstance(answer["offset"], int), answer
+        assert answer["offset"] >= 0, answer
+        assert isinstance(answer["epoch"], str), answer
+        assert answer["epoch"], answer
+        replies.append(answer)
+    return replies
 
 
 async def published(ws: ClientConnection, channel: str, data: Any) -> dict[str, Any]:
     """Publish `data` from `ws`, which is subscribed to `channel`: its own copy of the message.
 
-    The publish must be answered with a reply naming the message's seq; the
-    copy comes back through the backend, before or after the reply.
+    The publish must be answered with a reply naming the message's offset and
+    epoch; the copy comes back through the backend, before or after the reply.
     """
     await ws.send(json.dumps({"type": "publish", "id": "echo", "channel": channel, "data": data}))
     frames = [await receive(ws), await receive(ws)]
     [reply] = [frame for frame in frames if frame["type"] == "reply"]
     [message] = [frame for frame in frames if frame["type"] == "message"]
-    assert reply == {"type": "reply", "id": "echo", "channel": channel, "seq": message["seq"]}
+    position = {"offset": message["offset"], "epoch": message["epoch"]}
+    assert reply == {"type": "reply", "id": "echo", "channel": channel, **position}
     assert message["channel"] == channel
     return message
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+from typing import Any
 
 import pytest
 from websockets.frames import Frame, Opcode
@@ -13,8 +14,11 @@ from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailab
 from {{ cookiecutter.package_name }}.broadcast.channels import channel_problem
 from {{ cookiecutter.package_name }}.broadcast.client import text_frame
 from {{ cookiecutter.package_name }}.broadcast.envelope import (
+    Draft,
     InvalidJSON,
+    Position,
     check_json,
+    draft,
     json_text,
     message_frame,
     resync_frame,
@@ -54,23 +58,28 @@ def test_what_is_not_json_is_refused_with_a_reason(text: str) -> None:
 
 
 def test_a_message_frame_splices_the_data_in_as_sent() -> None:
-    frame = message_frame("room", 7, "origin1", "client1", '{"b": 1,  "a": [ 2 ]}')
+    data = '{"b": 1,  "a": [ 2 ]}'
+    frame = message_frame("room", Position(7, "beef"), "origin1", "client1", data)
     assert '"data":{"b": 1,  "a": [ 2 ]}}' in frame
     envelope = json.loads(frame)
+    fields = ["type", "channel", "offset", "epoch", "origin", "sender", "ts", "data"]
+    assert list(envelope) == fields
     assert envelope["type"] == "message"
     assert envelope["channel"] == "room"
-    assert envelope["seq"] == 7
+    assert (envelope["offset"], envelope["epoch"]) == (7, "beef")
     assert envelope["origin"] == "origin1"
     assert envelope["sender"] == "client1"
     assert envelope["data"] == {"b": 1, "a": [2]}
 
 
-def test_a_resync_frame_names_its_channel_and_keeps_any_reason_encodable() -> None:
-    frame = resync_frame("room", "origin1", "why \ud800")
+def test_a_resync_frame_names_its_channel_and_position_and_keeps_any_reason_encodable() -> None:
+    frame = resync_frame("room", Position(3, "beef"), "origin1", "why \ud800")
     frame.encode()  # a lone surrogate is escaped, so the frame is valid UTF-8
     assert json.loads(frame) == {
         "type": "resync",
         "channel": "room",
+        "offset": 3,
+        "epoch": "beef",
         "origin": "origin1",
         "reason": "why \ud800",
     }
@@ -121,31 +130,41 @@ def test_origin_policy(origin: str | None, host: str, allowed: list[str], expect
 
 class Recorder:
     def __init__(self) -> None:
-        self.delivered: list[tuple[str, str]] = []
-        self.resyncs = 0
+        self.delivered: list[tuple[str, Any, Position]] = []
 
-    def deliver(self, channel: str, message: str) -> None:
-        self.delivered.append((channel, message))
+    def deliver(self, channel: str, message: str, position: Position) -> None:
+        self.delivered.append((channel, json.loads(message)["data"], position))
 
-    def resync(self) -> None:
-        self.resyncs += 1
+    def interrupted(self) -> None:
+        raise AssertionError("the memory backend is never interrupted")
+
+    def resumed(self) -> None:
+        raise AssertionError("the memory backend is never interrupted")
+
+
+def data(text: str) -> Draft:
+    return draft("a", "origin", "sender", json.dumps(text))
 
 
 @pytest.mark.anyio
-async def test_the_memory_backend_delivers_subscribed_channels_only() -> None:
+async def test_the_memory_backend_numbers_every_message_and_delivers_subscribed_channels_only() -> (
+    None
+):
     backend = MemoryBackend()
     receiver = Recorder()
     with pytest.raises(BroadcastUnavailable):
-        await backend.publish("a", "x")
+        await backend.publish("a", data("x"))
     assert backend.ready() is not None
     await backend.start(receiver)
     assert backend.ready() is None
     await backend.subscribe("a")
-    await backend.publish("a", "1")
-    await backend.publish("b", "2")
+    first = await backend.publish("a", data("1"))
+    await backend.publish("b", data("2"))
     await backend.unsubscribe("a")
-    await backend.publish("a", "3")
-    assert receiver.delivered == [("a", "1")]
+    third = await backend.publish("a", data("3"))
+    assert receiver.delivered == [("a", "1", first)]
+    assert (first.offset, third.offset) == (1, 2)
+    assert first.epoch == third.epoch
     await backend.subscribe("b")
     await backend.stop()
     await backend.stop()

@@ -16,9 +16,9 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.types import Message
 
-from {{ cookiecutter.package_name }}.broadcast import hub as hub_module
 from {{ cookiecutter.package_name }}.broadcast.client import Client, Send
-from {{ cookiecutter.package_name }}.broadcast.envelope import json_text
+from {{ cookiecutter.package_name }}.broadcast.envelope import draft, json_text
+from {{ cookiecutter.package_name }}.broadcast.history import MemoryHistory
 from {{ cookiecutter.package_name }}.broadcast.hub import Hub, HubFull, HubStopped
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 
@@ -118,16 +118,56 @@ async def test_a_client_gets_exactly_what_was_delivered_while_it_was_subscribed(
     assert wire.of("late") == [2, 3]
 
 
-async def test_a_resync_comes_after_the_messages_delivered_before_it(hub: Hub) -> None:
+def missed(backend: MemoryBackend, channel: str, *numbers: int) -> None:
+    """Messages another process published while this one's backend was interrupted:
+    in the channel's history, never delivered here."""
+    for number in numbers:
+        message = draft(channel, "elsewhere", "test", json_text(number))
+        backend.history_store.append(channel, message)
+
+
+async def test_after_an_interruption_what_was_missed_comes_first_then_what_was_held(
+    hub: Hub, backend: MemoryBackend
+) -> None:
     wire = Wire()
     await join_as(hub, wire, "a")
     await join_as(hub, wire, "b", "other")
     await publish(hub, 1, 2)
-    hub.resync()
-    await publish(hub, 3)
-    await wire.until(4 + 1)
-    assert wire.of("a") == [1, 2, "resync", 3]
-    assert wire.of("b") == ["resync"]
+    await wire.until(2)
+    hub.interrupted()
+    missed(backend, "room", 3, 4)
+    await publish(hub, 5)  # delivered while interrupted: held, not lost
+    await publish(hub, 6, channel="other")
+    hub.resumed()
+    await publish(hub, 7)
+    await wire.until(6 + 1)
+    assert wire.of("a") == [1, 2, 3, 4, 5, 7]
+    assert wire.of("b") == [6]
+    offsets = [f["offset"] for who, f in wire.frames if who == "a"]
+    assert offsets == [1, 2, 3, 4, 5, 6]
+
+
+async def test_a_channel_whose_history_lost_what_was_missed_gets_one_resync(
+    hub: Hub, backend: MemoryBackend
+) -> None:
+    wire = Wire()
+    await join_as(hub, wire, "a", "room", "other")
+    await publish(hub, 1)
+    await wire.until(1)
+    hub.interrupted()
+    missed(backend, "room", *range(2, 2 + 100 + 1))  # one more than HISTORY_SIZE keeps
+    hub.resumed()
+    await publish(hub, 200)  # before the catching up: held, and in the history too
+    await publish(hub, 300, channel="other")
+    await wire.until(1 + 2)
+    # The resync names where the channel is now, 200 included: a client reloads
+    # its state up to there, and what follows the frame comes after it.
+    assert wire.of("a") == [1, "resync", 300]
+    resync = next(f for _, f in wire.frames if f["type"] == "resync")
+    assert (resync["channel"], resync["offset"]) == ("room", 103)
+    await publish(hub, 400)
+    await wire.until(1 + 3)
+    assert wire.of("a")[-1] == 400
 
 
 async def test_a_frame_for_one_client_comes_after_what_its_channels_were_delivered_before(
@@ -256,17 +296,15 @@ async def test_publishing_to_channels_nobody_subscribes_leaves_no_channel_state(
     assert backend.channels == frozenset()
 
 
-async def test_memory_stays_bounded_however_many_channel_names_are_published_to(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # The hub remembers the last SEQUENCES_KEPT channels' sequence numbers.
-    # A small bound keeps this quick; what is checked is that memory stops
-    # growing at the bound: 10x the names must not cost 10x the memory.
-    monkeypatch.setattr(hub_module, "SEQUENCES_KEPT", 250)
+async def test_memory_stays_bounded_however_many_channel_names_are_published_to() -> None:
+    # History is bounded in bytes, whatever the number of channels. A small
+    # bound keeps this quick; what is checked is that memory stops growing at
+    # the bound: 10x the names must not cost 10x the memory.
     few, many = 500, 5_000
 
     async def retained_after_publishing_to(names: int) -> int:
-        hub = Hub(MemoryBackend(), queue_size=1, send_timeout=WAIT)
+        backend = MemoryBackend(MemoryHistory(100, 300.0, max_bytes=64 * 1024))
+        hub = Hub(backend, queue_size=1, send_timeout=WAIT)
         await hub.start()
         gc.collect()
         tracemalloc.start()

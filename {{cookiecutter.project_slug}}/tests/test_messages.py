@@ -38,16 +38,17 @@ async def test_a_posted_body_reaches_the_channels_subscribers_and_answers_202(
         await joined(ws, "news")
         response = await http.post("/channels/news/messages", json={"headline": "hello"})
         assert response.status_code == 202
-        assert response.json() == {
-            "status": "accepted",
-            "channel": "news",
-            "seq": 1,
-            "origin": live.hub.origin,
-        }
         envelope = await receive(ws)
+    assert response.json() == {
+        "status": "accepted",
+        "channel": "news",
+        "offset": 1,
+        "epoch": envelope["epoch"],
+        "origin": live.hub.origin,
+    }
     assert envelope["type"] == "message"
     assert envelope["channel"] == "news"
-    assert envelope["seq"] == 1
+    assert envelope["offset"] == 1
     assert envelope["sender"] == "http"
     assert envelope["data"] == {"headline": "hello"}
 

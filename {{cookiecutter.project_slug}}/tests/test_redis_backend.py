@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
-from {{ cookiecutter.package_name }}.broadcast.envelope import json_text, message_frame
+from {{ cookiecutter.package_name }}.broadcast.envelope import Draft, Position, draft, json_text
 from {{ cookiecutter.package_name }}.broadcast.redis import RedisBackend
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 
@@ -34,6 +34,8 @@ URL_SOCKET_TIMEOUT = 0.5
 IDLE_SECONDS = 2 * URL_SOCKET_TIMEOUT
 # The backend's timeout in these tests: a failing publish or subscribe must not take longer.
 TIMEOUT = 1.0
+# Key and channel names of these tests start with it.
+PREFIX = "test"
 # Retry quickly after an outage, so the tests that play one stay short.
 FAST_RECONNECT = {"reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.2}
 
@@ -67,27 +69,36 @@ class Recorder(Watch):
 
     def __init__(self) -> None:
         super().__init__()
-        self.messages: list[tuple[str, str]] = []
-        self.resyncs = 0
+        self.messages: list[tuple[str, str, Position]] = []
+        self.interruptions = 0
+        self.resumptions = 0
 
-    def deliver(self, channel: str, message: str) -> None:
-        self.messages.append((channel, message))
+    def deliver(self, channel: str, message: str, position: Position) -> None:
+        assert json.loads(message)["offset"] == position.offset
+        self.messages.append((channel, message, position))
         self.changed()
 
-    def resync(self) -> None:
-        self.resyncs += 1
+    def interrupted(self) -> None:
+        self.interruptions += 1
+        self.changed()
+
+    def resumed(self) -> None:
+        self.resumptions += 1
         self.changed()
 
     def received(self, channel: str) -> list[str]:
         """The data of each envelope received on `channel`, in arrival order."""
-        return [json.loads(message)["data"] for name, message in self.messages if name == channel]
+        return [json.loads(text)["data"] for name, text, _ in self.messages if name == channel]
+
+    def positions(self, channel: str) -> list[Position]:
+        return [position for name, _, position in self.messages if name == channel]
 
     def has_received(self, channel: str, count: int) -> Callable[[], bool]:
         """A condition: `count` messages for `channel` are in."""
         return lambda: len(self.received(channel)) == count
 
-    def has_resynced(self, count: int) -> Callable[[], bool]:
-        return lambda: self.resyncs == count
+    def has_resumed(self, count: int) -> Callable[[], bool]:
+        return lambda: self.resumptions == count
 
 
 class LogWatch(logging.Handler):
@@ -128,7 +139,7 @@ def channel() -> str:
 
 @asynccontextmanager
 async def started(url: str, **options: Any) -> AsyncIterator[tuple[RedisBackend, Recorder]]:
-    backend = RedisBackend(url, timeout=TIMEOUT, **options)
+    backend = RedisBackend(url, prefix=options.pop("prefix", PREFIX), timeout=TIMEOUT, **options)
     recorder = Recorder()
     await backend.start(recorder)
     try:
@@ -137,14 +148,22 @@ async def started(url: str, **options: Any) -> AsyncIterator[tuple[RedisBackend,
         await backend.stop()
 
 
-def envelope(channel: str, text: str) -> str:
-    """A message envelope for `channel` carrying `text`: what the hub publishes."""
-    return message_frame(channel, 1, "test", "test", json_text(text))
+def envelope(channel: str, text: str) -> Draft:
+    """A message for `channel` carrying `text`, as the hub hands it to `publish`."""
+    return draft(channel, "test", "test", json_text(text))
 
 
-async def subscribers(redis: Redis, channel: str) -> int:
+FIRST = Position(1, "0123abcd")
+
+
+def frame(channel: str, text: str, position: Position = FIRST) -> str:
+    """The envelope of `envelope(channel, text)` at `position`, as subscribers receive it."""
+    return envelope(channel, text).complete(position)
+
+
+async def subscribers(redis: Redis, backend: RedisBackend, channel: str) -> int:
     """How many connections Redis says are subscribed to `channel` (PUBSUB NUMSUB)."""
-    [(_, count)] = await redis.pubsub_numsub(channel)
+    [(_, count)] = await redis.pubsub_numsub(backend.redis_channel(channel))
     return count
 
 
@@ -165,7 +184,7 @@ async def test_two_processes_share_channels(redis_url: str, channel: str) -> Non
     ):
         await first.subscribe(channel)
         await second.subscribe(channel)
-        assert await subscribers(redis, channel) == 2
+        assert await subscribers(redis, first, channel) == 2
         await first.publish(channel, envelope(channel, "from first"))
         await second.publish(channel, envelope(channel, "from second"))
         for seen in (first_seen, second_seen):
@@ -196,6 +215,10 @@ async def test_each_publishers_messages_arrive_in_publish_order(
     for name in ("first", "second"):
         numbers = [int(m.split()[1]) for m in seen.received(channel) if m.startswith(name)]
         assert numbers == list(range(count))
+    # One numbering for both publishers, given by Redis: arrival order is offset order.
+    positions = seen.positions(channel)
+    assert [p.offset for p in positions] == list(range(1, 2 * count + 1))
+    assert len({p.epoch for p in positions}) == 1
 
 
 async def test_subscribe_and_unsubscribe_show_in_pubsub_numsub(
@@ -203,12 +226,12 @@ async def test_subscribe_and_unsubscribe_show_in_pubsub_numsub(
 ) -> None:
     other = f"{channel}-other"
     async with started(redis_url) as (backend, recorder), create_redis(redis_url) as redis:
-        assert await subscribers(redis, channel) == 0
+        assert await subscribers(redis, backend, channel) == 0
         await backend.subscribe(channel)
         await backend.subscribe(other)
-        assert await subscribers(redis, channel) == 1
+        assert await subscribers(redis, backend, channel) == 1
         await backend.unsubscribe(channel)
-        assert await subscribers(redis, channel) == 0
+        assert await subscribers(redis, backend, channel) == 0
         assert backend.ready() is None
 
         # Redis delivers what one connection publishes in order: once `other`'s
@@ -226,7 +249,7 @@ async def test_concurrent_subscribes_are_each_confirmed(redis_url: str, channel:
             for name in channels:
                 subscribing.start_soon(backend.subscribe, name)
         assert backend.ready() is None
-        counts = await redis.pubsub_numsub(*channels)
+        counts = await redis.pubsub_numsub(*map(backend.redis_channel, channels))
         assert [count for _, count in counts] == [1] * len(channels)
         await backend.publish(channels[-1], envelope(channels[-1], "last"))
         await recorder.until(recorder.has_received(channels[-1], 1))
@@ -242,7 +265,7 @@ async def test_an_idle_subscriber_still_receives_after_longer_than_the_socket_ti
         assert backend.ready() is None
         await backend.publish(channel, envelope(channel, "after a quiet spell"))
         await recorder.until(lambda: recorder.received(channel) == ["after a quiet spell"])
-    assert recorder.resyncs == 0
+    assert (recorder.interruptions, recorder.resumptions) == (0, 0)
     assert backend_log.count("lost Redis") == 0, "the subscriber connection dropped while idle"
 
 
@@ -286,16 +309,16 @@ async def test_after_redis_restarts_the_listener_resubscribes_resyncs_once_and_d
                 await backend.subscribe(refused)
             redis_server.restart()
 
-            await recorder.until(recorder.has_resynced(outage))
+            await recorder.until(recorder.has_resumed(outage))
             assert backend.ready() is None
             async with create_redis(redis_server.url) as redis:
-                assert await subscribers(redis, channel) == 1
-                assert await subscribers(redis, refused) == 0
-                counts = await redis.pubsub_numsub(*others)
+                assert await subscribers(redis, backend, channel) == 1
+                assert await subscribers(redis, backend, refused) == 0
+                counts = await redis.pubsub_numsub(*map(backend.redis_channel, others))
                 assert [count for _, count in counts] == [1] * len(others)
             await backend.publish(channel, envelope(channel, f"after outage {outage}"))
             await recorder.until(recorder.has_received(channel, outage))
-            assert recorder.resyncs == outage
+            assert (recorder.interruptions, recorder.resumptions) == (outage, outage)
         assert recorder.received(channel) == ["after outage 1", "after outage 2"]
     assert backend_log.count("reconnected to Redis", level=logging.INFO) == 2
 
@@ -314,7 +337,7 @@ async def test_a_backend_started_while_redis_is_down_connects_once_it_is_up(
         await backend.subscribe(channel)
         await backend.publish(channel, envelope(channel, "first light"))
         await recorder.until(lambda: recorder.received(channel) == ["first light"])
-    assert recorder.resyncs == 0, "nothing was missed: there was no earlier connection"
+    assert (recorder.interruptions, recorder.resumptions) == (0, 0), "no earlier connection"
 
 
 async def test_a_redis_that_never_answers_cannot_hang_start_or_publish(
@@ -333,7 +356,7 @@ async def test_stop_ends_the_listener_and_closes_its_connections(
     redis_url: str, channel: str
 ) -> None:
     tasks_before = asyncio.all_tasks()
-    backend = RedisBackend(redis_url, timeout=TIMEOUT)
+    backend = RedisBackend(redis_url, prefix=PREFIX, timeout=TIMEOUT)
     await backend.start(Recorder())
     await backend.subscribe(channel)
     await backend.publish(channel, envelope(channel, "one"))
@@ -348,7 +371,7 @@ async def test_stop_ends_the_listener_and_closes_its_connections(
     # Redis handled the subscriber's close before it reads a command from a
     # connection opened afterwards.
     async with create_redis(redis_url) as redis:
-        assert await subscribers(redis, channel) == 0
+        assert await subscribers(redis, backend, channel) == 0
 
 
 # --- A Redis that others share -----------------------------------------------
@@ -359,8 +382,8 @@ MAX_DATA = 100
 
 def not_ours(channel: str) -> list[str | bytes]:
     """Publishes on `channel` that the service never sends: each must be dropped."""
-    good = json.loads(envelope(channel, "x"))
-    head = message_frame(channel, 1, "test", "test", "")[:-1]  # up to the data
+    good = json.loads(frame(channel, "x"))
+    head = frame(channel, "")[:-3]  # up to the data ('""}' is the data and the end)
     return [
         "hello",
         "",
@@ -369,22 +392,24 @@ def not_ours(channel: str) -> list[str | bytes]:
         json.dumps({"type": "resync", "channel": channel, "origin": "x", "reason": "fake"}),
         "[1, 2, 3]",
         "null",
-        envelope(f"{channel}-elsewhere", "for another channel"),
-        envelope(channel, "truncated")[:-1],
+        frame(f"{channel}-elsewhere", "for another channel"),
+        frame(channel, "truncated")[:-1],
         json.dumps(good),  # ours, but not as we write it (spaces)
         json.dumps({**good, "extra": 1}, separators=(",", ":")),
         json.dumps({k: v for k, v in good.items() if k != "sender"}, separators=(",", ":")),
-        envelope(channel, "x").replace('"seq":1', '"seq":"1"'),
-        envelope(channel, "x").replace('"seq":1', '"seq":true'),
-        envelope(channel, "x").replace('"seq":1', '"seq":0'),
-        envelope(channel, "x").replace('"sender":"test"', '"sender":' + json.dumps("s" * 200)),
+        frame(channel, "x").replace('"offset":1', '"offset":"1"'),
+        frame(channel, "x").replace('"offset":1', '"offset":true'),
+        frame(channel, "x").replace('"offset":1', '"offset":0'),
+        frame(channel, "x", Position(1, "NOT-HEX")),
+        frame(channel, "x", Position(1, "")),
+        frame(channel, "x").replace('"sender":"test"', '"sender":' + json.dumps("s" * 200)),
         head + "nope}",  # data that is not JSON
         head + "NaN}",
         head + '"a" "b"}',
-        envelope(channel, "x" * MAX_DATA),  # data of MAX_DATA + 2 bytes (the quotes)
+        frame(channel, "x" * MAX_DATA),  # data of MAX_DATA + 2 bytes (the quotes)
         # Under MAX_DATA characters, over it in bytes of UTF-8.
         head + json.dumps("é" * (MAX_DATA // 2), ensure_ascii=False) + "}",
-        envelope(channel, "x" * 200 * 1024),
+        frame(channel, "x" * 200 * 1024),
     ]
 
 
@@ -399,14 +424,16 @@ async def test_only_this_services_envelopes_within_the_size_limit_reach_the_rece
         create_redis(redis_url) as redis,
     ):
         await backend.subscribe(channel)
+        on_redis = backend.redis_channel(channel)
         for junk in not_ours(channel):
-            await redis.publish(channel, junk)
+            await redis.publish(on_redis, junk)
         # From one connection, Redis delivers in order: once these are in, the rest was too.
-        await redis.publish(channel, envelope(channel, "ours"))
-        await redis.publish(channel, message_frame(channel, 7, "o", "s", at_limit_json))
+        await redis.publish(on_redis, frame(channel, "ours"))
+        at_limit_draft = draft(channel, "o", "s", at_limit_json)
+        await redis.publish(on_redis, at_limit_draft.complete(Position(7, "0123abcd")))
         await recorder.until(recorder.has_received(channel, 2))
     assert recorder.received(channel) == ["ours", at_limit]
-    assert [m for c, m in recorder.messages if c != channel] == []
+    assert [m for c, m, _ in recorder.messages if c != channel] == []
     # Rate-limited: one line for the whole flood, naming the channel.
     assert backend_log.count("dropped", logging.WARNING) == 1
     [line] = [r.getMessage() for r in backend_log.records if "dropped" in r.getMessage()]
@@ -417,15 +444,16 @@ async def test_the_prefix_keeps_deployments_on_one_redis_apart(
     redis_url: str, channel: str
 ) -> None:
     async with (
-        started(redis_url, channel_prefix="one:") as (one, one_seen),
-        started(redis_url, channel_prefix="two:") as (two, two_seen),
+        started(redis_url, prefix="one") as (one, one_seen),
+        started(redis_url, prefix="two") as (two, two_seen),
         create_redis(redis_url) as redis,
     ):
         await one.subscribe(channel)
         await two.subscribe(channel)
-        assert await subscribers(redis, f"one:{channel}") == 1
-        assert await subscribers(redis, f"two:{channel}") == 1
-        assert await subscribers(redis, channel) == 0
+        assert one.redis_channel(channel) == f"one:broadcast:{channel}"
+        assert await subscribers(redis, one, channel) == 1
+        assert await subscribers(redis, two, channel) == 1
+        assert (await redis.pubsub_numsub(channel)) == [(channel, 0)]
         await one.publish(channel, envelope(channel, "to one"))
         await two.publish(channel, envelope(channel, "to two"))
         await one_seen.until(one_seen.has_received(channel, 1))
@@ -433,5 +461,7 @@ async def test_the_prefix_keeps_deployments_on_one_redis_apart(
         # Redis handled "to one" before "to two": had two heard it, it would be in by now.
         assert one_seen.received(channel) == ["to one"]
         assert two_seen.received(channel) == ["to two"]
+        # Each keeps its own offsets too.
+        assert one_seen.positions(channel)[0].offset == two_seen.positions(channel)[0].offset == 1
         await one.unsubscribe(channel)
-        assert await subscribers(redis, f"one:{channel}") == 0
+        assert await subscribers(redis, one, channel) == 0

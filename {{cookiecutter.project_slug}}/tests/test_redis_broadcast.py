@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
 import {{ cookiecutter.package_name }} as package
-from {{ cookiecutter.package_name }}.broadcast.envelope import message_frame
+from {{ cookiecutter.package_name }}.broadcast.envelope import Position, message_frame
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -144,9 +144,9 @@ async def test_what_others_publish_on_the_services_redis_channels_never_reaches_
         "hello",
         '{"type":"resync"}',
         json.dumps({"type": "resync", "channel": channel, "origin": "x", "reason": "fake"}),
-        json.dumps({"type": "message", "channel": channel, "data": "no seq, origin or ts"}),
+        json.dumps({"type": "message", "channel": channel, "data": "no offset, origin or ts"}),
         # A message of 200 KiB, past the welcome's limit but otherwise as the service writes it.
-        message_frame(channel, 1, "o", "s", json.dumps("x" * 200 * 1024)),
+        message_frame(channel, Position(1, "0123abcd"), "o", "s", json.dumps("x" * 200 * 1024)),
     ]
     async with (
         serve(create_app(settings)) as live,
@@ -322,6 +322,11 @@ async def test_messages_published_on_either_process_reach_clients_of_both_in_pub
             group.create_task(post(first, "first-http"))
             group.create_task(post(second, "second-http"))
 
+    # One numbering across both processes, given by Redis: every subscriber sees
+    # offsets 1, 2, 3, ... in order, with no gap and no duplicate.
+    for frames in (received[0].result(), received[1].result()):
+        assert [frame["offset"] for frame in frames] == list(range(1, total + 1))
+        assert len({frame["epoch"] for frame in frames}) == 1
     for frames in (received[0].result(), received[1].result()):
         by_publisher: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for frame in frames:
@@ -330,8 +335,8 @@ async def test_messages_published_on_either_process_reach_clients_of_both_in_pub
         assert sorted(by_publisher) == ["first-http", "first-ws", "second-http", "second-ws"]
         for name, messages in by_publisher.items():
             assert [m["data"]["n"] for m in messages] == list(range(count)), name
-            seqs = [m["seq"] for m in messages]
-            assert seqs == sorted(seqs), name
+            offsets = [m["offset"] for m in messages]
+            assert offsets == sorted(offsets), name
             [origin] = {m["origin"] for m in messages}
             assert origin == welcomes[0 if name.startswith("first") else 1]["origin"]
 

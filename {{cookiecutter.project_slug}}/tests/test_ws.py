@@ -99,13 +99,21 @@ async def test_each_command_gets_its_reply(live: Live) -> None:
     async with connect(live.ws("/ws")) as ws:
         await connected(ws)
         subscribed = await command(ws, "subscribe", channel="replies")
-        assert subscribed == {"type": "reply", "id": subscribed["id"], "channel": "replies"}
+        epoch = subscribed["epoch"]
+        assert subscribed == {
+            "type": "reply",
+            "id": subscribed["id"],
+            "channel": "replies",
+            "offset": 0,
+            "epoch": epoch,
+        }
         published = await command(ws, "publish", channel="replies", data={"n": 1})
         assert published == {
             "type": "reply",
             "id": published["id"],
             "channel": "replies",
-            "seq": 1,
+            "offset": 1,
+            "epoch": epoch,
         }
         ping = await command(ws, "ping")
         assert ping == {"type": "reply", "id": ping["id"]}
@@ -136,16 +144,23 @@ async def test_a_published_message_reaches_every_subscriber_the_publisher_includ
         await alice.send(json.dumps(publish))
         # The publisher gets its reply and, being subscribed, its own message.
         alices = {frame["type"]: frame for frame in [await receive(alice), await receive(alice)]}
-        assert alices["reply"] == {"type": "reply", "id": "p", "channel": "chat", "seq": 1}
+        epoch = alices["message"]["epoch"]
+        assert alices["reply"] == {
+            "type": "reply",
+            "id": "p",
+            "channel": "chat",
+            "offset": 1,
+            "epoch": epoch,
+        }
         for envelope in (alices["message"], await receive(bob)):
             assert envelope["type"] == "message"
             assert envelope["channel"] == "chat"
-            assert envelope["seq"] == 1
+            assert (envelope["offset"], envelope["epoch"]) == (1, epoch)
             assert envelope["origin"] == live.hub.origin
             assert envelope["sender"] == alice_id
             assert envelope["ts"].endswith("Z")
             assert envelope["data"] == data
-        assert (await command(bob, "publish", channel="chat", data="second"))["seq"] == 2
+        assert (await command(bob, "publish", channel="chat", data="second"))["offset"] == 2
         assert (await receive(alice))["data"] == "second"
 
 
@@ -155,7 +170,7 @@ async def test_a_publisher_need_not_be_subscribed(live: Live) -> None:
         await joined(reader, "outside-in")
         reply = await command(publisher, "publish", channel="outside-in", data="hello")
         assert reply["type"] == "reply"
-        assert reply["seq"] == 1
+        assert reply["offset"] == 1
         assert (await receive(reader))["data"] == "hello"
         # Not subscribed, so its own message does not come back: the next
         # frame it receives is the answer to its ping.

@@ -13,6 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from {{ cookiecutter.package_name }}.broadcast.envelope import json_text
+from {{ cookiecutter.package_name }}.broadcast.history import MemoryHistory
 from {{ cookiecutter.package_name }}.broadcast.hub import HubStats
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 from {{ cookiecutter.package_name }}.main import create_app
@@ -298,10 +299,10 @@ async def test_publishing_while_the_backend_is_down_answers_unavailable_with_the
         assert (await published(ws, "room", {"lost": False}))["data"] == {"lost": False}
 
 
-async def test_a_resync_from_the_backend_reaches_each_channels_subscribers_once_per_channel() -> (
-    None
-):
+async def test_when_the_backend_lost_history_each_channels_subscribers_get_one_resync() -> None:
     app = create_app(Settings(_env_file=None))
+    backend = MemoryBackend()
+    use_backend(app, backend)
     async with (
         serve(app) as live,
         connect(live.ws("/ws")) as a,
@@ -309,15 +310,20 @@ async def test_a_resync_from_the_backend_reaches_each_channels_subscribers_once_
     ):
         await joined(a, "a", "both")
         await joined(b, "b")
-        # What a backend calls after reconnecting (Receiver.resync).
-        live.hub.resync()
+        # What a backend calls around a reconnect (Receiver), the history lost
+        # meanwhile (as when the memory backend's process restarts): new epochs.
+        live.hub.interrupted()
+        backend.history_store = MemoryHistory(100, 300.0, 1 << 20)
+        live.hub.resumed()
         for ws, channels in ((a, ["a", "both"]), (b, ["b"])):
             frames = [await receive(ws) for _ in channels]
             assert sorted(frame["channel"] for frame in frames) == channels
             for frame in frames:
                 assert frame["type"] == "resync"
                 assert frame["origin"] == live.hub.origin
+                assert frame["offset"] == 0
                 assert "missed" in frame["reason"]
         # Nothing more than one resync per channel came: the next frames are messages.
-        assert (await published(a, "both", "after"))["data"] == "after"
+        after = await published(a, "both", "after")
+        assert (after["data"], after["offset"]) == ("after", 1)
         assert (await published(b, "b", "after too"))["data"] == "after too"

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 
 from . import __version__
 {%- if cookiecutter.use_websockets %}
-from .api import demo, messages, ws
+from .api import demo, history, messages, ws
 {%- endif %}
 {%- if cookiecutter.use_redis %}
 from .api.counters import router as counters_router
@@ -23,7 +23,7 @@ from .auth.tokens import Authenticator
 from .broadcast.hub import Hub
 {%- endif %}
 {%- if cookiecutter.use_websockets and not cookiecutter.use_redis %}
-from .broadcast.memory import MemoryBackend
+from .broadcast.memory import memory_backend
 {%- endif %}
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.use_redis %}
         broadcast_backend(settings),
 {%- else %}
-        MemoryBackend(),
+        memory_backend(settings),
 {%- endif %}
         queue_size=settings.ws_queue_size,
         send_timeout=settings.ws_send_timeout,
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
     app.include_router(messages.router)
+    app.include_router(history.router)
     if settings.demo:
         app.include_router(demo.router)
     app.add_middleware(ws.RealtimeEndpoint)

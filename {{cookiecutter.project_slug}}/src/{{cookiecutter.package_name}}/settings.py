@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     # permessage-deflate costs CPU per client per message, since every
     # connection compresses on its own: off unless messages are large and slow links many.
     ws_per_message_deflate: bool = False
+    # History, for clients that reconnect: the last HISTORY_SIZE messages of each
+    # channel (0: none, and no recovery), kept until HISTORY_TTL seconds after
+    # the channel's last publish.
+    history_size: int = Field(default=100, ge=0, le=100_000)
+    history_ttl: float = Field(default=300.0, gt=0)
+    # Without Redis: bytes of history this process keeps across all channels;
+    # past it, the least recently published channels' histories go first.
+    history_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
 {%- endif %}
 {%- if cookiecutter.use_redis %}
     # The Redis server, e.g. redis://localhost:6379/0 (rediss:// for TLS,
@@ -164,6 +172,10 @@ class Settings(BaseSettings):
     # After losing Redis, the broadcast listener retries after 0.1 s, then
     # doubles the wait (with jitter) up to this many seconds.
     redis_reconnect_max_delay: float = Field(default=5.0, ge=0.1)
+    # Seconds the broadcast listener may hear nothing before it sends Redis a
+    # PING; no PONG within REDIS_TIMEOUT counts as a lost connection, so a
+    # silently dead one is noticed within the sum of the two.
+    redis_health_check_interval: float = Field(default=5.0, gt=0)
 {%- endif %}
 
     @model_validator(mode="after")

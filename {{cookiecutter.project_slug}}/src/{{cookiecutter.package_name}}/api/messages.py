@@ -42,8 +42,9 @@ _JSON_BODY: dict[str, Any] = {
 class Published(BaseModel):
     status: Literal["accepted"] = "accepted"
     channel: str
-    # The message's place in this process's sequence for the channel.
-    seq: int
+    # The message's place in the channel's history, as its envelope carries it.
+    offset: int
+    epoch: str
     origin: str
 
 
@@ -82,11 +83,13 @@ async def publish_message(
     except (UnicodeDecodeError, InvalidJSON) as exc:
         raise HTTPException(422, f"body: {exc}") from exc
     try:
-        seq = await hub.publish(channel, text, sender="http")
+        position = await hub.publish(channel, text, sender="http")
     except BroadcastUnavailable as exc:
         logger.debug("HTTP publish to %r failed: %s", channel, exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE) from exc
-    return Published(channel=channel, seq=seq, origin=hub.origin)
+    return Published(
+        channel=channel, offset=position.offset, epoch=position.epoch, origin=hub.origin
+    )
 
 
 # 413 and 422 as numbers: their constants were renamed in Starlette 0.48.

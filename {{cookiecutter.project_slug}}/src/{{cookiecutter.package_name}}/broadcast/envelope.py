@@ -13,8 +13,11 @@ dumped again on its way to the clients.
 from __future__ import annotations
 
 import json
+import re
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 
 class Envelope(TypedDict):
@@ -22,9 +25,13 @@ class Envelope(TypedDict):
 
     type: Literal["message"]
     channel: str
-    # 1, 2, 3, ... per channel per publishing process: a gap means a message was lost.
-    seq: int
-    # The publishing process (hub) that numbered it.
+    # 1, 2, 3, ... per channel, the same in every process and for every subscriber:
+    # a gap means a message was missed.
+    offset: int
+    # Names the channel's history; offsets restart under a new epoch when
+    # history may have been lost (see broadcast/history.py).
+    epoch: str
+    # The publishing process (hub).
     origin: str
     # Who published: a client id from its welcome frame, "http", or a server job's name.
     sender: str
@@ -33,12 +40,25 @@ class Envelope(TypedDict):
     data: Any
 
 
+class Position(NamedTuple):
+    """A place in a channel's history: the offset of a message and its epoch."""
+
+    offset: int
+    epoch: str
+
+
 _ENVELOPE_KEYS = frozenset(Envelope.__required_keys__)
 # Longest origin, sender or ts an envelope may carry (in characters). With the
 # longest channel name, and each character escaped (\uXXXX), the envelope's
 # text around its data stays under MAX_HEAD_LENGTH characters.
 MAX_FIELD_LENGTH = 128
 MAX_HEAD_LENGTH = 4096
+# An epoch: what `new_epoch` makes, and all a received envelope may carry.
+_EPOCH = re.compile(r"[0-9a-f]{1,32}")
+
+
+class NotOurs(ValueError):
+    """Received text that is not an envelope this service would have published there."""
 
 
 class InvalidJSON(ValueError):
@@ -82,22 +102,50 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def message_frame(channel: str, seq: int, origin: str, sender: str, data_json: str) -> str:
-    """A serialised Envelope around `data_json`, which must already be valid JSON text."""
-    return f"{_head(channel, seq, origin, sender, now())}{data_json}}}"
+def new_epoch() -> str:
+    """A fresh epoch: 8 random hexadecimal digits."""
+    return secrets.token_hex(4)
 
 
-def _head(channel: str, seq: int, origin: str, sender: str, ts: str) -> str:
-    """An envelope's text up to its data: `{"type":"message",...,"ts":"...","data":`."""
-    fields = {"channel": channel, "seq": seq, "origin": origin, "sender": sender, "ts": ts}
-    head = json_text({"type": "message", **fields})
-    # `head` ends with "}": reopen it, ready for the data to be spliced in unchanged.
-    return f'{head[:-1]},"data":'
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """An envelope before its position is known: `before` + offset + epoch + `after`.
+
+    The backend assigns the offset (and knows the epoch) as it stores the
+    message, in Redis inside a script, so the envelope is completed there by
+    plain concatenation: `complete` is the one definition of that join.
+    """
+
+    before: str
+    after: str
+
+    def complete(self, position: Position) -> str:
+        """The serialised Envelope at `position`."""
+        return f'{self.before}{position.offset},"epoch":"{position.epoch}"{self.after}'
 
 
-def envelope_problem(channel: str, text: str, max_data_bytes: int) -> str | None:
-    """None if `text` is an envelope this service publishes on `channel`, with data of
-    at most `max_data_bytes` bytes (UTF-8); else why not, in a few words.
+def draft(channel: str, origin: str, sender: str, data_json: str) -> Draft:
+    """An Envelope around `data_json`, which must already be valid JSON text, stamped now."""
+    return _draft(channel, origin, sender, now(), data_json)
+
+
+def _draft(channel: str, origin: str, sender: str, ts: str, data_json: str) -> Draft:
+    before = '{"type":"message","channel":' + json_text(channel) + ',"offset":'
+    # `json_text` of the fields ends with "}": reopen it to splice the data in unchanged.
+    fields = json_text({"origin": origin, "sender": sender, "ts": ts})
+    return Draft(before, f',{fields[1:-1]},"data":{data_json}}}')
+
+
+def message_frame(
+    channel: str, position: Position, origin: str, sender: str, data_json: str
+) -> str:
+    """A serialised Envelope around `data_json` (valid JSON text) at `position`."""
+    return draft(channel, origin, sender, data_json).complete(position)
+
+
+def read_envelope(channel: str, text: str, max_data_bytes: int) -> Position:
+    """The position of `text` if it is an envelope this service publishes on `channel`,
+    with data of at most `max_data_bytes` bytes (UTF-8); raises NotOurs saying why not.
 
     For text that arrives from outside the process (Redis): anyone who can
     PUBLISH there could otherwise send clients a fake `resync`, text that is
@@ -107,31 +155,46 @@ def envelope_problem(channel: str, text: str, max_data_bytes: int) -> str | None
     the data, so its size is measured exactly.
     """
     if len(text) > max_data_bytes + MAX_HEAD_LENGTH:  # characters <= bytes: cheap, before parsing
-        return f"larger than {max_data_bytes} bytes of data allow"
+        raise NotOurs(f"larger than {max_data_bytes} bytes of data allow")
     try:
         value = parse_json(text)
     except InvalidJSON as exc:
-        return str(exc)
+        raise NotOurs(str(exc)) from None
     if not isinstance(value, dict) or value.keys() != _ENVELOPE_KEYS or value["type"] != "message":
-        return "not a message envelope"
+        raise NotOurs("not a message envelope")
     if value["channel"] != channel:
-        return f"its channel is {value['channel']!r}"
-    seq, origin, sender, ts = value["seq"], value["origin"], value["sender"], value["ts"]
-    if not (type(seq) is int and seq >= 1 and _short_strings(origin, sender, ts)):
-        return "malformed seq, origin, sender or ts"
-    head = _head(channel, seq, origin, sender, ts)
+        raise NotOurs(f"its channel is {value['channel']!r}")
+    offset, epoch = value["offset"], value["epoch"]
+    origin, sender, ts = value["origin"], value["sender"], value["ts"]
+    if (
+        type(offset) is not int
+        or offset < 1
+        or not (isinstance(epoch, str) and _EPOCH.fullmatch(epoch))
+    ):
+        raise NotOurs("malformed offset or epoch")
+    if not _short_strings(origin, sender, ts):
+        raise NotOurs("malformed origin, sender or ts")
+    position = Position(offset, epoch)
+    expected = _draft(channel, origin, sender, ts, "")
+    head = expected.complete(position)[:-1]  # up to the data
     if not (text.startswith(head) and text.endswith("}")):
-        return "not serialised as this service serialises envelopes"
+        raise NotOurs("not serialised as this service serialises envelopes")
     size = len(text[len(head) : -1].encode())  # `head` is ASCII: characters are bytes
     if size > max_data_bytes:
-        return f"its data is {size} bytes, over the {max_data_bytes} byte limit"
-    return None
+        raise NotOurs(f"its data is {size} bytes, over the {max_data_bytes} byte limit")
+    return position
 
 
 def _short_strings(*values: object) -> bool:
     return all(isinstance(v, str) and len(v) <= MAX_FIELD_LENGTH for v in values)
 
 
-def resync_frame(channel: str, origin: str, reason: str) -> str:
-    """Messages may have been missed: the client should reload whatever state it keeps."""
-    return json_text({"type": "resync", "channel": channel, "origin": origin, "reason": reason})
+def resync_frame(channel: str, position: Position | None, origin: str, reason: str) -> str:
+    """Messages may have been missed: the client should reload whatever state it keeps.
+
+    `position`, when known, is the channel's now: what follows the frame comes after it.
+    """
+    frame: dict[str, Any] = {"type": "resync", "channel": channel}
+    if position is not None:
+        frame |= {"offset": position.offset, "epoch": position.epoch}
+    return json_text(frame | {"origin": origin, "reason": reason})

@@ -14,8 +14,18 @@ per message. In bursts that cuts the server's CPU per frame by a third to two
 thirds (benchmarks/README.md): each connection's state (uvicorn's protocol,
 the transport, the kernel's socket) is touched once per step, while it is hot
 in the CPU's caches, rather than once per message.
-Each client still sees every channel's messages in publish order, and a
+Each client still sees every channel's messages in offset order, and a
 client gets exactly the messages delivered while it is subscribed.
+
+Recovery. A subscribe `since` a position (an offset and epoch the client
+saw) subscribes live first and holds what arrives for that client, reads
+the channel's history after `since`, then sends the missed messages, then
+the held ones it has not just been sent (by offset), then live ones: no gap,
+no duplicate, even while publishing goes on. When the backend loses its
+subscriptions (`interrupted`) every channel's deliveries are held; once it
+has them back (`resumed`) each channel is caught up the same way from the
+last offset delivered here, and only a channel whose history cannot cover
+the gap gets a `resync` frame.
 """
 
 from __future__ import annotations
@@ -23,22 +33,32 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from fastapi import status
 from starlette.types import Message
 
 from .backend import Backend, BroadcastUnavailable
 from .client import Client, Gone, Send, WriteFrame, text_frame
-from .envelope import json_text, message_frame, resync_frame
+from .envelope import Position, draft, json_text, resync_frame
+from .history import History
 
 logger = logging.getLogger(__name__)
 
-# How many channels' sequence numbers a process remembers; a channel it has
-# not published to for longer starts again at 1 (a new `seq` run).
-SEQUENCES_KEPT = 65_536
+# A frame for a channel's subscribers, and the position of the message it
+# carries (None for a frame that is not a message: `resync`).
+_Frame = tuple[Message, Position | None]
+
+# Deliveries a channel holds while it is caught up; past this it gives up
+# and sends `resync` instead (a bound on memory during a long recovery).
+HELD_LIMIT = 10_000
+# Channels caught up at once after the backend resumed: bounded, so that a
+# process with thousands of channels does not send Redis thousands of reads at once.
+RECOVERY_CONCURRENCY = 32
+# Seconds a subscribe waits for its channel to be caught up before giving up.
+RECOVERY_WAIT = 5.0
 
 
 class HubStopped(BroadcastUnavailable):
@@ -49,6 +69,14 @@ class HubFull(Exception):
     """The hub holds `max_connections` clients already; it takes no more."""
 
 
+class Subscribed(NamedTuple):
+    """The outcome of a subscribe: the channel's position when it went live, and
+    whether everything after the client's `since` was sent (None: it gave none)."""
+
+    position: Position
+    recovered: bool | None
+
+
 @dataclass
 class _Channel:
     members: set[Client] = field(default_factory=set)
@@ -56,6 +84,18 @@ class _Channel:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     subscribed: bool = False
     joining: int = 0
+    # The latest position delivered to this process (or read, before any delivery).
+    position: Position | None = None
+    # Subscribers being caught up: what is delivered meanwhile, held for each.
+    recovering: dict[Client, list[_Frame]] = field(default_factory=dict)
+    # While the backend is interrupted or the channel is caught up: deliveries held.
+    held: list[_Frame] | None = None
+    overflowed: bool = False
+    # Set while nothing is held; a subscribe waits for it.
+    live: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.live.set()
 
 
 @dataclass(frozen=True)
@@ -92,9 +132,9 @@ class Hub:
         self._clients: set[Client] = set()
         self._channels: dict[str, _Channel] = {}
         # Frames delivered in this event-loop step, by channel, for `_flush`.
-        self._pending: dict[str, list[Message]] = {}
+        self._pending: dict[str, list[_Frame]] = {}
         self._flush_scheduled = False
-        self._sequences: OrderedDict[str, int] = OrderedDict()
+        self._recovery: asyncio.Task[None] | None = None
         self._empty = asyncio.Event()
         self._empty.set()
 
@@ -127,6 +167,8 @@ class Hub:
                 deadline,
             )
             await asyncio.gather(*(c.stop_writing() for c in self._clients))
+        if self._recovery is not None:
+            self._recovery.cancel()
         if started:
             await self._backend.stop()
         self._state = "stopped"
@@ -181,13 +223,23 @@ class Hub:
         if not self._clients:
             self._empty.set()
 
-    async def subscribe(self, client: Client, channel: str) -> None:
+    async def subscribe(
+        self,
+        client: Client,
+        channel: str,
+        since: Position | None = None,
+        answer: Callable[[Subscribed], str] | None = None,
+    ) -> Subscribed | None:
         """Make `client` a subscriber of `channel`; returns once the subscription is live.
 
-        Subscribes the backend for the channel's first local subscriber. The
-        client receives exactly the messages delivered from now until it
-        unsubscribes. Raises HubStopped while shutting down, and
-        BroadcastUnavailable when the backend cannot subscribe (nothing is kept).
+        Subscribes the backend for the channel's first local subscriber. With
+        `since`, the client first gets every message after it, if the history
+        still holds them all (`recovered` True), then live ones with no gap
+        and no duplicate. `answer`, given the outcome, makes the frame the
+        client gets before any message of the channel (the command's reply).
+        Returns None when the client left meanwhile. Raises HubStopped while
+        shutting down, and BroadcastUnavailable when the backend cannot
+        subscribe or read (nothing is kept).
         """
         await self.start()
         entry = self._channels.get(channel)
@@ -201,16 +253,55 @@ class Hub:
                 if not entry.subscribed:
                     await self._backend.subscribe(channel)
                     entry.subscribed = True
-        finally:
+            if not entry.live.is_set():
+                await self._wait_live(entry)
+            self._flush_channel(channel)  # delivered before it subscribed: not for it
+            held: list[_Frame] = []
+            entry.recovering[client] = held
+            try:
+                history = await self._backend.history(channel, since.offset if since else None)
+            finally:
+                self._flush_channel(channel)  # delivered during the read: held for it
+                del entry.recovering[client]
+        except BaseException:
             entry.joining -= 1
-            self._forget_if_unused(channel, entry)
-        if client not in self._clients:
-            # It disconnected while the backend subscribed: nothing to keep.
             await self._release(channel, entry)
-            return
-        self._flush_channel(channel)  # delivered before it subscribed: not for it
+            raise
+        entry.joining -= 1
+        if client not in self._clients:
+            # It disconnected meanwhile: nothing to keep.
+            await self._release(channel, entry)
+            return None
+        if entry.position is None:
+            entry.position = history.position
+        recovered = since is not None and history.recovers(since)
+        outcome = Subscribed(history.position, recovered if since is not None else None)
+        if answer is not None:
+            self.send_to(client, answer(outcome))
+        last = since if since is not None and recovered else history.position
+        if recovered:
+            for _, text in history.messages:
+                client.offer({"type": "websocket.send", "text": text})
+            if history.messages:
+                last = Position(history.messages[-1][0], history.position.epoch)
+        for frame, position in held:
+            if _after(position, last):
+                client.offer(frame)
         entry.members.add(client)
         client.channels.add(channel)
+        return outcome
+
+    async def _wait_live(self, entry: _Channel) -> None:
+        """Wait for a channel being caught up after an outage; BroadcastUnavailable
+        at once while the backend is still down, or after RECOVERY_WAIT seconds."""
+        reason = self._backend.ready()
+        if reason is not None:
+            raise BroadcastUnavailable(reason)
+        try:
+            async with asyncio.timeout(RECOVERY_WAIT):
+                await entry.live.wait()
+        except TimeoutError:
+            raise BroadcastUnavailable("the channel is still being recovered") from None
 
     async def unsubscribe(self, client: Client, channel: str) -> None:
         """Stop sending `channel` to `client`: nothing of it follows this call's return.
@@ -228,9 +319,10 @@ class Hub:
 
     async def _release(self, channel: str, entry: _Channel) -> None:
         """Unsubscribe the backend from `channel` if no local client wants it any more."""
-        if not entry.members:
+        # Not while another is joining: it is past the backend's subscribe, reading history.
+        if not entry.members and not entry.joining:
             async with entry.lock:
-                if not entry.members and entry.subscribed:
+                if not entry.members and not entry.joining and entry.subscribed:
                     entry.subscribed = False
                     try:
                         await self._backend.unsubscribe(channel)
@@ -238,22 +330,24 @@ class Hub:
                         logger.warning("unsubscribing channel %r failed", channel, exc_info=True)
             self._forget_if_unused(channel, entry)
 
-    async def publish(self, channel: str, data_json: str, sender: str) -> int:
-        """Publish `data_json` (valid JSON text) to `channel` in every process; return its seq.
+    async def publish(self, channel: str, data_json: str, sender: str) -> Position:
+        """Publish `data_json` (valid JSON text) to `channel` in every process; its position.
 
         Needs no subscriber. Raises BroadcastUnavailable at once when the
         backend cannot publish.
         """
         if self._state != "running":  # the start lock only until started
             await self.start()
-        seq = self._sequences.pop(channel, 0) + 1
-        self._sequences[channel] = seq
-        if len(self._sequences) > SEQUENCES_KEPT:
-            self._sequences.popitem(last=False)
-        await self._backend.publish(
-            channel, message_frame(channel, seq, self.origin, sender, data_json)
-        )
-        return seq
+        return await self._backend.publish(channel, draft(channel, self.origin, sender, data_json))
+
+    async def history(self, channel: str, since: int | None, limit: int | None) -> History:
+        """The channel's position and up to `limit` kept messages after offset `since`.
+
+        Raises BroadcastUnavailable when the backend cannot read.
+        """
+        if self._state != "running":
+            await self.start()
+        return await self._backend.history(channel, since, limit)
 
     async def announce(self, channel: str, data: Any, sender: str) -> bool:
         """Publish `data` as JSON, best effort: an outage is logged and returns False."""
@@ -264,14 +358,24 @@ class Hub:
             return False
         return True
 
-    def deliver(self, channel: str, message: str) -> None:
+    def deliver(self, channel: str, message: str, position: Position) -> None:
         """Fan one serialised envelope out to the channel's subscribers; never blocks.
 
         The frame goes out at the end of this event-loop step, with any others
         delivered in it (see the module's docstring).
         """
-        if channel in self._channels:
-            self._queue(channel, {"type": "websocket.send", "text": message})
+        entry = self._channels.get(channel)
+        if entry is None:
+            return
+        frame: _Frame = ({"type": "websocket.send", "text": message}, position)
+        if entry.held is not None:
+            if len(entry.held) < HELD_LIMIT:
+                entry.held.append(frame)
+            else:
+                entry.overflowed = True
+            return
+        entry.position = position
+        self._queue(channel, frame)
 
     def send_to(self, client: Client, text: str) -> None:
         """Send a frame to `client` alone (a reply, an error), after what its
@@ -281,16 +385,76 @@ class Hub:
                 self._flush_channel(channel)
         client.offer({"type": "websocket.send", "text": text})
 
-    def resync(self) -> None:
-        """Tell every subscriber that messages may have been missed (a `resync` per channel)."""
-        reason = "the broadcast backend reconnected; messages may have been missed"
-        for channel in self._channels:
-            self._queue(
-                channel,
-                {"type": "websocket.send", "text": resync_frame(channel, self.origin, reason)},
+    def interrupted(self) -> None:
+        """The backend lost its subscriptions: hold every channel's deliveries until resumed."""
+        for entry in self._channels.values():
+            if entry.held is None:
+                entry.held = []
+                entry.live.clear()
+
+    def resumed(self) -> None:
+        """The backend is back: catch every held channel up from its history, in a task."""
+        if self._recovery is None or self._recovery.done():
+            self._recovery = asyncio.get_running_loop().create_task(
+                self._catch_up(), name="broadcast recovery"
             )
 
-    def _queue(self, channel: str, frame: Message) -> None:
+    async def _catch_up(self) -> None:
+        """Recover each held channel after its last delivered offset, else send `resync`."""
+        limit = asyncio.Semaphore(RECOVERY_CONCURRENCY)
+        recovered = resynced = 0
+
+        async def catch_up(channel: str, entry: _Channel) -> None:
+            nonlocal recovered, resynced
+            async with limit:
+                since = entry.position
+                try:
+                    history = await self._backend.history(channel, since.offset if since else None)
+                except BroadcastUnavailable:
+                    return  # still held: the next `resumed` tries again
+                if self._channels.get(channel) is not entry or entry.held is None:
+                    return
+                if self._release_held(channel, entry, since, history):
+                    recovered += 1
+                else:
+                    resynced += 1
+
+        held = [(name, entry) for name, entry in self._channels.items() if entry.held is not None]
+        await asyncio.gather(*(catch_up(name, entry) for name, entry in held))
+        if held:
+            logger.info(
+                "broadcast resumed: %d channel(s) recovered from history, %d told to resync",
+                recovered,
+                resynced,
+            )
+
+    def _release_held(
+        self, channel: str, entry: _Channel, since: Position | None, history: History
+    ) -> bool:
+        """Deliver what `channel` missed after `since`, then what it held; False if it
+        could not recover (its subscribers are sent `resync`)."""
+        held, entry.held = entry.held or [], None
+        recovered = since is not None and not entry.overflowed and history.recovers(since)
+        entry.overflowed = False
+        if recovered and since is not None:
+            last = since
+            for offset, text in history.messages:
+                last = Position(offset, history.position.epoch)
+                self._queue(channel, ({"type": "websocket.send", "text": text}, last))
+        else:
+            last = history.position
+            reason = "the broadcast backend reconnected; messages may have been missed"
+            text = resync_frame(channel, history.position, self.origin, reason)
+            self._queue(channel, ({"type": "websocket.send", "text": text}, None))
+        entry.position = last
+        for frame in held:
+            if _after(frame[1], last):
+                entry.position = frame[1]
+                self._queue(channel, frame)
+        entry.live.set()
+        return recovered
+
+    def _queue(self, channel: str, frame: _Frame) -> None:
         pending = self._pending.get(channel)
         if pending is None:
             self._pending[channel] = [frame]
@@ -309,18 +473,23 @@ class Hub:
     def _flush_channel(self, channel: str) -> None:
         frames = self._pending.pop(channel, None)
         entry = self._channels.get(channel)
-        if not frames or entry is None or not entry.members:
+        if not frames or entry is None:
+            return
+        if entry.recovering:  # subscribers being caught up: theirs to sort out
+            for waiting in entry.recovering.values():
+                waiting.extend(frames)
+        if not entry.members:
             return
         # Framed once here rather than by the server for every client.
-        framed = [text_frame(frame["text"]) for frame in frames]
+        framed = [text_frame(frame["text"]) for frame, _ in frames]
         # offer() never awaits and never changes membership, so the set
         # cannot change under this loop.
         if len(frames) == 1:  # the common case, paced publishing: no pairing per client
-            frame, ready = frames[0], framed[0]
+            frame, ready = frames[0][0], framed[0]
             for client in entry.members:
                 client.offer(frame, ready)
             return
-        pairs = list(zip(frames, framed, strict=True))
+        pairs = [(frame, ready) for (frame, _), ready in zip(frames, framed, strict=True)]
         for client in entry.members:
             for frame, ready in pairs:
                 client.offer(frame, ready)
@@ -337,3 +506,9 @@ class Hub:
         unused = not entry.members and not entry.joining and not entry.subscribed
         if unused and self._channels.get(channel) is entry:
             del self._channels[channel]
+
+
+def _after(position: Position | None, last: Position) -> bool:
+    """Whether a frame at `position` comes after `last` (a frame with no position,
+    or of another epoch, always does: it was delivered later)."""
+    return position is None or position.epoch != last.epoch or position.offset > last.offset

@@ -2,16 +2,23 @@
 
 One subscriber connection per process reads every channel in use and hands
 messages to the receiver (the hub) in arrival order; a separate pool of
-short-timeout connections publishes. One listener task owns the subscriber
-connection and is supervised: when Redis goes away it logs the loss,
-reconnects with capped exponential backoff and jitter, resubscribes every
-channel still in use and then calls `receiver.resync()`, because Redis
-pub/sub keeps nothing for a subscriber that was away.
+short-timeout connections publishes, through the scripts of
+redis_history.py that number and keep every message. One listener task owns
+the subscriber connection and is supervised: when Redis goes away it logs
+the loss, calls `receiver.interrupted()`, reconnects with capped exponential
+backoff and jitter, resubscribes every channel still in use and then calls
+`receiver.resumed()`, and the hub recovers what was missed from the history.
 
-Every Redis channel name carries `channel_prefix` (the settings' REDIS_PREFIX):
+A connection can also die silently (a half-open TCP path: no error, no
+data). While the subscriber hears nothing for `health_check_interval`
+seconds it sends a PING; no answer within `timeout` seconds counts as a lost
+connection. So a dead path is noticed within `health_check_interval +
+timeout` seconds (REDIS_HEALTH_CHECK_INTERVAL + REDIS_TIMEOUT).
+
+Every key and channel name carries `prefix` (the settings' REDIS_PREFIX):
 Redis database numbers do not scope pub/sub, so without it two deployments
 sharing one Redis would hear each other. Whatever arrives is checked before
-the hub sees it (`envelope.envelope_problem`): anyone who can PUBLISH on that
+the hub sees it (`envelope.read_envelope`): anyone who can PUBLISH on that
 Redis could otherwise send clients text that is not ours, a fake `resync`,
 or a message larger than their welcome frame promises. What fails the check
 is dropped and logged, at most one line per DROP_LOG_INTERVAL seconds.
@@ -39,7 +46,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .backend import BroadcastUnavailable, Receiver
-from .envelope import envelope_problem
+from .envelope import Draft, NotOurs, Position, read_envelope
+from .history import History
+from .redis_history import RedisHistory
 
 logger = logging.getLogger(__name__)
 
@@ -57,30 +66,37 @@ DROP_LOG_INTERVAL = 10.0
 class RedisBackend:
     """Publish/subscribe through the Redis server at `url` (redis://, rediss:// or unix://).
 
-    The hub's channel `c` is the Redis channel `channel_prefix + c`. A received
-    message reaches the receiver only if it is an envelope for its channel
-    whose data is at most `max_data_bytes` bytes. `timeout` bounds
-    connecting, each publish and each wait for a confirmation. After losing
-    Redis, the listener retries after `reconnect_initial_delay` seconds,
-    doubling up to `reconnect_max_delay`.
+    Key and channel names start with `prefix` (redis_history.py). Each
+    channel keeps its last `history_size` messages (0: none, offsets only)
+    until `history_ttl` seconds after its last publish. A received message
+    reaches the receiver only if it is an envelope for its channel whose
+    data is at most `max_data_bytes` bytes. `timeout` bounds connecting,
+    each publish, read and wait for a confirmation, and the wait for a PONG.
+    After losing Redis, the listener retries after `reconnect_initial_delay`
+    seconds, doubling up to `reconnect_max_delay`.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        channel_prefix: str = "",
+        prefix: str,
+        history_size: int = 100,
+        history_ttl: float = 300.0,
         max_data_bytes: int = 64 * 1024,
         timeout: float = 2.0,
         reconnect_initial_delay: float = 0.1,
         reconnect_max_delay: float = 5.0,
+        health_check_interval: float = 5.0,
     ) -> None:
         if timeout <= 0 or reconnect_initial_delay <= 0:
             raise ValueError("timeout and reconnect_initial_delay must be positive")
         if reconnect_max_delay < reconnect_initial_delay:
             raise ValueError("reconnect_max_delay must be at least reconnect_initial_delay")
-        self._prefix = channel_prefix
+        if health_check_interval <= 0:
+            raise ValueError("health_check_interval must be positive")
         self._max_data_bytes = max_data_bytes
+        self._health_check_interval = health_check_interval
         self._timeout = timeout
         self._initial_delay = reconnect_initial_delay
         self._max_delay = reconnect_max_delay
@@ -116,6 +132,15 @@ class RedisBackend:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            decode_responses=True,
+            encoding_errors="replace",
+        )
+        self._history = RedisHistory(
+            self._publisher,
+            prefix,
+            size=history_size,
+            ttl=history_ttl,
+            max_data_bytes=max_data_bytes,
         )
 
         self._receiver: Receiver | None = None
@@ -165,15 +190,33 @@ class RedisBackend:
         await self._publisher.aclose()
         self._down_reason = "stopped"
 
-    async def publish(self, channel: str, message: str) -> None:
-        """Send `message` to every subscriber of `channel`; raises BroadcastUnavailable at once
-        when the listener knows Redis is down, else within `timeout`."""
+    def redis_channel(self, channel: str) -> str:
+        """The Redis pub/sub channel that carries `channel`."""
+        return self._history.channel(channel)
+
+    async def publish(self, channel: str, message: Draft) -> Position:
+        """Number, keep and send `message` to every subscriber of `channel`; its position.
+
+        Raises BroadcastUnavailable at once when the listener knows Redis is
+        down, else within `timeout`.
+        """
         if self._connection is None:
             raise BroadcastUnavailable(self._down_reason)
         try:
-            await self._publisher.publish(self._prefix + channel, message)
+            return await self._history.publish(channel, message)
         except _REDIS_ERRORS as exc:
             reason = f"publish to Redis at {self._address} failed: {_describe(exc)}"
+            raise BroadcastUnavailable(reason) from exc
+
+    async def history(self, channel: str, since: int | None, limit: int | None = None) -> History:
+        """The channel's position and up to `limit` kept messages after offset `since`.
+
+        Raises BroadcastUnavailable when Redis is down or does not answer within `timeout`.
+        """
+        try:
+            return await self._history.read(channel, since, limit)
+        except _REDIS_ERRORS as exc:
+            reason = f"reading history from Redis at {self._address} failed: {_describe(exc)}"
             raise BroadcastUnavailable(reason) from exc
 
     async def subscribe(self, channel: str) -> None:
@@ -188,7 +231,7 @@ class RedisBackend:
         self._wanted.add(channel)
         confirmation = self._expect("subscribe", channel)
         try:
-            await connection.send_command("SUBSCRIBE", self._prefix + channel)
+            await connection.send_command("SUBSCRIBE", self.redis_channel(channel))
             async with asyncio.timeout(self._timeout):
                 confirmed = await confirmation
         except _REDIS_ERRORS as exc:
@@ -214,7 +257,7 @@ class RedisBackend:
             return
         confirmation = self._expect("unsubscribe", channel)
         try:
-            await connection.send_command("UNSUBSCRIBE", self._prefix + channel)
+            await connection.send_command("UNSUBSCRIBE", self.redis_channel(channel))
             async with asyncio.timeout(self._timeout):
                 await confirmation
         except _REDIS_ERRORS as exc:
@@ -271,13 +314,25 @@ class RedisBackend:
         # confirms its channels in order, so done waiters leave from the left.
         resubscribing = deque(self._expect("subscribe", channel) for channel in channels)
         if channels:
-            await connection.send_command("SUBSCRIBE", *(self._prefix + c for c in channels))
+            await connection.send_command("SUBSCRIBE", *map(self.redis_channel, channels))
         else:
             self._went_live(0)
+        # Every channel this connection subscribes to carries the same start.
+        start = len(self.redis_channel(""))
+        pinged = False
         while True:
-            response = await connection.read_response()
-            # Every channel this connection subscribes to carries the prefix.
-            kind, channel = response[0], response[1][len(self._prefix) :]
+            wait = self._timeout if pinged else self._health_check_interval
+            response = await connection.read_response(timeout=wait)
+            if response is None:  # nothing heard for `wait` seconds
+                if pinged:
+                    raise TimeoutError(f"no answer to PING within {self._timeout:g}s")
+                await connection.send_command("PING")
+                pinged = True
+                continue
+            pinged = False  # anything heard shows the connection alive
+            if isinstance(response, str):  # PONG, while subscribed to nothing
+                continue
+            kind, channel = response[0], response[1][start:]
             if kind == "message":
                 # Skip what was still in flight when the hub unsubscribed.
                 if channel in self._wanted:
@@ -289,7 +344,7 @@ class RedisBackend:
                     # A subscribe() that gave up (timeout, cancelled) before Redis
                     # confirmed: undo it, or Redis keeps sending what nobody wants.
                     self._expect("unsubscribe", channel)
-                    await connection.send_command("UNSUBSCRIBE", self._prefix + channel)
+                    await connection.send_command("UNSUBSCRIBE", self.redis_channel(channel))
                 if resubscribing:
                     while resubscribing and resubscribing[0].done():
                         resubscribing.popleft()
@@ -312,15 +367,23 @@ class RedisBackend:
             self._address,
             resubscribed,
         )
-        # Messages published while we were away are gone; the receiver decides what to do.
+        # Messages published while we were away are in the history: the receiver recovers them.
         if self._receiver is not None:
             try:
-                self._receiver.resync()
+                self._receiver.resumed()
             except Exception:  # a faulty receiver must not cost the connection
-                logger.exception("redis broadcast: receiver failed to resync")
+                logger.exception("redis broadcast: receiver failed to resume")
 
     def _went_down(self, reason: str) -> None:
         """Forget the connection's subscriptions and release everyone waiting on it."""
+        # Only a live connection's loss interrupts (before the first one there is
+        # nothing to miss), and not a stop.
+        lost = self._connection is not None and self._ever_live and not self._stopped
+        if lost and self._receiver is not None:
+            try:
+                self._receiver.interrupted()
+            except Exception:  # a faulty receiver must not stop the reconnecting
+                logger.exception("redis broadcast: receiver failed on the interruption")
         self._connection = None
         self._down_reason = reason
         self._confirmed.clear()
@@ -334,12 +397,13 @@ class RedisBackend:
     def _deliver(self, channel: str, message: str) -> None:
         if self._receiver is None:
             return
-        problem = envelope_problem(channel, message, self._max_data_bytes)
-        if problem is not None:
-            self._drop(channel, problem)
+        try:
+            position = read_envelope(channel, message, self._max_data_bytes)
+        except NotOurs as exc:
+            self._drop(channel, str(exc))
             return
         try:
-            self._receiver.deliver(channel, message)
+            self._receiver.deliver(channel, message, position)
         except Exception:  # a faulty receiver must not cost every other channel its messages
             logger.exception("redis broadcast: receiver failed on a message for %r", channel)
 
@@ -355,7 +419,7 @@ class RedisBackend:
             self._dropped,
             DROP_LOG_INTERVAL,
             channel,
-            self._prefix + channel,
+            self.redis_channel(channel),
             problem,
         )
         self._dropped, self._drop_logged_at = 0, now

@@ -10,7 +10,7 @@ import logging
 
 from ..settings import Settings
 from .backend import Backend
-from .memory import MemoryBackend
+from .memory import memory_backend
 from .redis import RedisBackend
 
 logger = logging.getLogger(__name__)
@@ -24,18 +24,21 @@ def broadcast_backend(settings: Settings) -> Backend:
     """
     if settings.redis_url is None:
         logger.info("REDIS_URL is not set: broadcasting in memory, to this process's clients only")
-        return MemoryBackend()
+        return memory_backend(settings)
     backend = RedisBackend(
         settings.redis_url,
-        channel_prefix=settings.redis_key("broadcast", ""),
+        prefix=settings.redis_key(),
+        history_size=settings.history_size,
+        history_ttl=settings.history_ttl,
         max_data_bytes=settings.ws_max_message_size,
         timeout=settings.redis_timeout,
         reconnect_max_delay=settings.redis_reconnect_max_delay,
+        health_check_interval=settings.redis_health_check_interval,
     )
     logger.info(
         "broadcasting through Redis at %s, to the clients of every process using it"
         " (Redis channels %s*)",
         backend.address,
-        settings.redis_key("broadcast", ""),
+        backend.redis_channel(""),
     )
     return backend

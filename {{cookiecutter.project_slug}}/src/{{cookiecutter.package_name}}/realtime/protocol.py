@@ -14,9 +14,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ..broadcast.envelope import InvalidJSON, json_text, parse_json
+from ..broadcast.envelope import InvalidJSON, Position, json_text, parse_json
 
 MAX_ID_LENGTH: Final = 64
+# Longest epoch a `since` may name (the service's own are 8 characters).
+MAX_EPOCH_LENGTH: Final = 32
 # A command's `id`, echoed back as the client sent it.
 CommandId = int | float | str
 
@@ -45,6 +47,8 @@ class Connect:
 class Subscribe:
     id: CommandId
     channel: str
+    # The last position the client saw: recover every message after it.
+    since: Position | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +113,8 @@ def parse(text: str) -> Command:
         return Connect(token)
     command_id = _id(frame)
     if kind == "subscribe":
-        return Subscribe(command_id, _string(frame, "channel", command_id))
+        channel = _string(frame, "channel", command_id)
+        return Subscribe(command_id, channel, _since(frame.get("since"), command_id))
     if kind == "unsubscribe":
         return Unsubscribe(command_id, _string(frame, "channel", command_id))
     if kind == "publish":
@@ -143,6 +148,24 @@ def _id(frame: dict[str, Any]) -> CommandId:
         # 1e400 parses as infinity: no reply could echo it as JSON.
         raise BadFrame("id must be a finite number or a string")
     return value
+
+
+def _since(value: Any, command_id: CommandId) -> Position | None:
+    """A subscribe's `since`: absent or null, or {"offset": n >= 0, "epoch": "..."}."""
+    if value is None:
+        return None
+    offset = value.get("offset") if isinstance(value, dict) else None
+    epoch = value.get("epoch") if isinstance(value, dict) else None
+    if type(offset) is not int or offset < 0 or not isinstance(epoch, str):
+        raise BadFrame(
+            'subscribe: since must be {"offset": a whole number >= 0, "epoch": a string}',
+            command_id,
+        )
+    if not 0 < len(epoch) <= MAX_EPOCH_LENGTH:
+        raise BadFrame(
+            f"subscribe: since.epoch must be 1 to {MAX_EPOCH_LENGTH} characters", command_id
+        )
+    return Position(offset, epoch)
 
 
 def _string(frame: dict[str, Any], key: str, command_id: CommandId) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 from fastapi import WebSocket, status
 
@@ -27,7 +28,8 @@ from ..auth.tokens import Authenticator, Identity, InvalidToken
 from ..broadcast.backend import UNAVAILABLE, BroadcastUnavailable
 from ..broadcast.channels import channel_problem
 from ..broadcast.client import Client
-from ..broadcast.hub import Hub, HubStopped
+from ..broadcast.envelope import Position
+from ..broadcast.hub import Hub, HubStopped, Subscribed
 from ..settings import Settings
 from . import protocol
 from .limits import TokenBucket
@@ -170,8 +172,8 @@ class Session:
             return True
         self._bad_frames = 0
         match command:
-            case protocol.Subscribe(command_id, channel):
-                return await self._subscribe(command_id, channel)
+            case protocol.Subscribe(command_id, channel, since):
+                return await self._subscribe(command_id, channel, since)
             case protocol.Unsubscribe(command_id, channel):
                 await self._unsubscribe(command_id, channel)
             case protocol.Publish(command_id, channel, data_json):
@@ -201,7 +203,7 @@ class Session:
         )
         return True
 
-    async def _subscribe(self, command_id: CommandId, channel: str) -> bool:
+    async def _subscribe(self, command_id: CommandId, channel: str, since: Position | None) -> bool:
         if not self._channel_checked(command_id, channel):
             return True
         if channel in self._client.channels:
@@ -214,15 +216,22 @@ class Session:
         if not await self._may("subscribe", channel):
             self._refuse(command_id, protocol.FORBIDDEN, f"may not subscribe to {channel}")
             return True
+
+        def answer(outcome: Subscribed) -> str:
+            # Sent before any message of the channel, the recovered ones first among them.
+            fields: dict[str, Any] = {"channel": channel, **outcome.position._asdict()}
+            if outcome.recovered is not None:
+                fields["recovered"] = outcome.recovered
+            return protocol.reply(command_id, **fields)
+
         try:
-            await self._hub.subscribe(self._client, channel)
+            await self._hub.subscribe(self._client, channel, since, answer)
         except HubStopped:
             self._client.close(status.WS_1012_SERVICE_RESTART, "server shutting down")
             return False
         except BroadcastUnavailable as exc:
             self._unavailable(command_id, exc)
             return True
-        self._send(protocol.reply(command_id, channel=channel))
         return True
 
     async def _unsubscribe(self, command_id: CommandId, channel: str) -> None:
@@ -239,11 +248,15 @@ class Session:
             self._refuse(command_id, protocol.FORBIDDEN, f"may not publish to {channel}")
             return
         try:
-            seq = await self._hub.publish(channel, data_json, sender=self._client.id)
+            position = await self._hub.publish(channel, data_json, sender=self._client.id)
         except BroadcastUnavailable as exc:
             self._unavailable(command_id, exc)
             return
-        self._send(protocol.reply(command_id, channel=channel, seq=seq))
+        self._send(
+            protocol.reply(
+                command_id, channel=channel, offset=position.offset, epoch=position.epoch
+            )
+        )
 
     async def _refresh(self, command_id: CommandId, token: str) -> None:
         try:

@@ -1,0 +1,140 @@
+"""A channel's history in this process's memory: the in-memory backend's offsets and epochs.
+
+Each channel published to gets a log: its epoch, its latest offset and a ring
+of its last `size` envelopes. A log lives `ttl` seconds after its last
+publish; then, or when the logs together pass `max_bytes`, it is dropped,
+least recently published first, and the channel's next log starts a new
+epoch at offset 1. So memory is bounded however many channels are published
+to, and a client that asks for what it missed is told plainly when it is gone.
+
+Redis keeps the same in Redis, for every process (broadcast/redis_history.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .envelope import Draft, Position, new_epoch
+
+# What a log costs besides its messages' text, in bytes (its objects, roughly):
+# counted, so that millions of channels with no history still hit `max_bytes`.
+LOG_OVERHEAD = 256
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """What a backend keeps of a channel: where it is now, and messages after an offset.
+
+    `messages` are (offset, envelope) pairs in offset order with no gap,
+    after the offset asked for; empty when it was not asked or nothing is kept.
+    """
+
+    position: Position
+    messages: list[tuple[int, str]] = field(default_factory=list)
+
+    def recovers(self, since: Position) -> bool:
+        """Whether every message after `since` is here (or there is none)."""
+        if since.epoch != self.position.epoch or since.offset > self.position.offset:
+            return False
+        if since.offset == self.position.offset:
+            return True
+        return bool(self.messages) and self.messages[0][0] == since.offset + 1
+
+
+@dataclass(slots=True)
+class _Log:
+    epoch: str
+    offset: int = 0
+    expires: float = 0.0
+    messages: deque[tuple[int, str]] = field(default_factory=deque)
+    bytes: int = LOG_OVERHEAD
+
+
+class MemoryHistory:
+    """Offsets, epochs and the last `size` messages of each channel, within `max_bytes`.
+
+    `size` 0 keeps offsets and epochs but no message. `clock` (seconds) is
+    for tests.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        ttl: float,
+        max_bytes: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if size < 0 or ttl <= 0 or max_bytes <= 0:
+            raise ValueError("size must be >= 0, ttl and max_bytes > 0")
+        self._size = size
+        self._ttl = ttl
+        self._max_bytes = max_bytes
+        self._clock = clock
+        # Least recently published first: the order logs expire and are evicted in.
+        self._logs: OrderedDict[str, _Log] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """What the logs hold now, in bytes (message text as characters, plus overhead)."""
+        return self._bytes
+
+    @property
+    def channels(self) -> int:
+        """Channels with a log now."""
+        return len(self._logs)
+
+    def append(self, channel: str, draft: Draft) -> tuple[Position, str]:
+        """Give the next message of `channel` its position; keep it; its position and text."""
+        now = self._clock()
+        log = self._log(channel, now)
+        log.offset += 1
+        position = Position(log.offset, log.epoch)
+        text = draft.complete(position)
+        if self._size:
+            log.messages.append((log.offset, text))
+            log.bytes += len(text)
+            self._bytes += len(text)
+            if len(log.messages) > self._size:
+                dropped = len(log.messages.popleft()[1])
+                log.bytes -= dropped
+                self._bytes -= dropped
+        log.expires = now + self._ttl
+        self._logs.move_to_end(channel)
+        self._evict(now, keep=channel)
+        return position, text
+
+    def read(self, channel: str, since: int | None, limit: int | None = None) -> History:
+        """Where `channel` is now, and up to `limit` kept messages after offset `since`."""
+        log = self._log(channel, self._clock())
+        position = Position(log.offset, log.epoch)
+        if since is None or since >= log.offset:
+            return History(position)
+        messages = [entry for entry in log.messages if entry[0] > since]
+        return History(position, messages[:limit] if limit is not None else messages)
+
+    def _log(self, channel: str, now: float) -> _Log:
+        """The channel's live log, a new one (a new epoch) if it had none or it expired."""
+        log = self._logs.get(channel)
+        if log is not None and log.expires > now:
+            return log
+        if log is not None:
+            self._drop(channel)
+        log = self._logs[channel] = _Log(new_epoch(), expires=now + self._ttl)
+        self._bytes += log.bytes
+        self._evict(now, keep=channel)
+        return log
+
+    def _evict(self, now: float, keep: str) -> None:
+        """Drop expired logs, then the least recently published while over `max_bytes`."""
+        while self._logs:
+            oldest, log = next(iter(self._logs.items()))
+            if oldest == keep or (log.expires > now and self._bytes <= self._max_bytes):
+                return
+            self._drop(oldest)
+
+    def _drop(self, channel: str) -> None:
+        self._bytes -= self._logs.pop(channel).bytes
