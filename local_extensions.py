@@ -9,10 +9,12 @@ Cookiecutter also renders some answers as templates before any hook runs
 (those from the command line, ``extra_context`` and a user config's
 ``default_context``, so that ``{{ 1 + 1 }}`` becomes ``2``), with one
 Environment for the whole bake and no sandbox option
-(https://github.com/cookiecutter/cookiecutter/issues/1415). The extension is
-the first thing of ours that sees that Environment, while cookiecutter builds
-it and before anything is compiled, so it turns it into an immutable sandbox
-there.
+(https://github.com/cookiecutter/cookiecutter/issues/1415). Jinja loads
+extensions inside the Environment's constructor, before anything is compiled:
+the first moment anything of ours sees it, and where the extension turns it
+into an immutable sandbox. A bake whose ``_extensions`` leaves this one out
+never reaches this module; the pre-generation hook refuses it (README,
+"Answers never run code").
 """
 
 from __future__ import annotations
@@ -185,8 +187,7 @@ def sandbox(environment: Environment) -> None:
 
 
 class QuotingExtension(Extension):
-    """Sandboxes the environment, then registers ``string_literal``, ``python_string``,
-    ``markdown_text`` and ``answers_json``.
+    """Sandboxes the environment, then adds the quoting filters and ``answers_json``.
 
     The name is older than the sandbox: every answers file and cruft project
     names it in ``_extensions``, and cookiecutter accepts only names that
