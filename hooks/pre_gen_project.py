@@ -42,6 +42,17 @@ MAX_LENGTHS = {
 # and package patterns already refuse every separator.
 PATH_LIKE = ("project_name", "project_slug", "package_name", "author_name")
 
+# How cookiecutter.json tells cookiecutter to render this template. A replay
+# file can replace them, and extra_context or a user config's default_context
+# can narrow them (even to []), all before any hook runs: without the
+# extension, answers are rendered outside Jinja's sandbox and the files
+# without their quoting filters. Refusing here stops such a bake; what was
+# already rendered or imported before it is in the README ("Answers never run code").
+TEMPLATE_SETTINGS: dict[str, list[str]] = {
+    "_extensions": ["local_extensions.QuotingExtension"],
+    "_copy_without_render": ["*.html"],
+}
+
 # Import names the generated project already uses: a package with one of
 # these names would shadow the dependency or the test folder.
 RESERVED_PACKAGES = frozenset(
@@ -150,8 +161,20 @@ def validate(answers: Mapping[str, Any]) -> None:
         raise InvalidAnswer(f"unsupported combination: {reason}")
 
 
+def validate_settings(context: Mapping[str, Any]) -> None:
+    """Raise InvalidAnswer naming the first of TEMPLATE_SETTINGS that differs from cookiecutter.json's."""
+    for name, expected in TEMPLATE_SETTINGS.items():
+        value = context.get(name)
+        if value != expected:
+            raise InvalidAnswer(
+                f"{name}: must be {json.dumps(expected)}, as the template's cookiecutter.json sets it "
+                f"(leave it out of replay files, extra_context and default_context); got {value!r}"
+            )
+
+
 def main(answers: Mapping[str, Any]) -> int:
     try:
+        validate_settings(answers)
         validate(answers)
     except InvalidAnswer as exc:
         print(f"ERROR: {exc}", file=sys.stderr)

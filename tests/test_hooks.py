@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from cookiecutter.cli import main as cookiecutter_main
 
 from hooks.post_gen_project import LICENSE_DIR, LICENSE_FILES, MANIFEST
-from hooks.pre_gen_project import TOGGLES, InvalidAnswer, validate
+from hooks.pre_gen_project import TEMPLATE_SETTINGS, TOGGLES, InvalidAnswer, validate
 from tests.bakery import bake, project_env, run
-from tests.combinations import TEMPLATE, Combination, choices, default_answers, toggles, unsupported
+from tests.combinations import PROMPTS, TEMPLATE, Combination, choices, default_answers, toggles, unsupported
 from tests.environments import running_version
 from tests.shared import shared_mypy_cache
 
@@ -132,8 +132,9 @@ def test_the_command_line_refuses_a_hostile_answer_in_one_line_and_exits_non_zer
 
 
 def test_template_syntax_in_an_answer_is_refused() -> None:
-    # Cookiecutter renders answers given on the command line, so this reaches
-    # the hook only when typed at a prompt: test the rule itself.
+    # Cookiecutter renders answers given on the command line (in Jinja's sandbox,
+    # tests/test_answers_sandbox.py), so this reaches the hook only when typed at
+    # a prompt or read from a replay file: test the rule itself.
     answers = {**default_answers(), "project_name": "{" + "{ 7 * 7 }" + "}"}
     with pytest.raises(InvalidAnswer, match="project_name: must not contain template syntax"):
         validate(answers)
@@ -219,6 +220,11 @@ def test_every_manifest_path_exists_in_the_template() -> None:
     assert missing == []
     for licence in filter(None, LICENSE_FILES.values()):
         assert (PROJECT_TEMPLATE / LICENSE_DIR / licence).is_file()
+
+
+def test_the_hook_knows_every_template_setting_in_cookiecutter_json() -> None:
+    settings = {name: value for name, value in PROMPTS.items() if name.startswith("_") and name[1] != "_"}
+    assert settings == TEMPLATE_SETTINGS
 
 
 def test_the_manifest_and_the_hook_know_every_toggle_in_cookiecutter_json() -> None:
