@@ -140,6 +140,16 @@ def test_development_refuses_any_other_host_with_400_logged_once(
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def test_every_answer_is_the_same_the_second_time_and_past_a_hundred_ports(
+    development: TestClient,
+) -> None:
+    # hosts.py remembers Host headers it found trusted: that must change no answer.
+    ports = [f"localhost:{port}" for port in range(8000, 8100)]
+    for host in [*LOOPBACK_HOSTS, *FOREIGN_HOSTS, *ports] * 2:
+        status = development.get("/health", headers={"host": host}).status_code
+        assert status == (400 if host in FOREIGN_HOSTS else 200), host
+
+
 def test_dns_rebinding_is_refused_on_every_route(development: TestClient) -> None:
     # A page of attacker.example, the name now resolving to 127.0.0.1: to the
     # browser, and to an Origin check against Host, a same-origin request.

@@ -36,6 +36,8 @@ ANY = "*"
 # What a developer's machine answers to by default: what rebinding attacks.
 LOOPBACK = ("localhost", "127.0.0.1", "::1")
 REFUSAL = "untrusted Host header"
+# Trusted Host headers kept as sent, to skip parsing them again.
+REMEMBERED = 64
 # Characters of a Host header (or path) that a log line shows: a header can be kilobytes.
 LOGGED = 64
 
@@ -117,26 +119,41 @@ class TrustedHosts:
         self.names = frozenset(p.encode() for p in self.patterns if not p.startswith("*."))
         # `*.example.com` matches what ends with `.example.com`.
         self.suffixes = tuple(p[1:].encode() for p in self.patterns if p.startswith("*."))
+        # Host headers already found trusted, as sent: most requests repeat one of
+        # a few, and a set lookup costs less than parsing. Bounded: a client can
+        # vary the port.
+        self.known: set[bytes] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.any or scope["type"] == "lifespan":
             await self.app(scope, receive, send)
             return
         # RFC 9112 section 3.2: a request with no Host, or more than one, is a 400.
-        hosts = [value for key, value in scope["headers"] if key == b"host"]
-        if len(hosts) == 1:
-            name = host_name(hosts[0])
-            if name is not None and (
-                name in self.names or (self.suffixes and name.endswith(self.suffixes))
-            ):
-                await self.app(scope, receive, send)
-                return
-        self._log(scope, hosts)
+        host: bytes | None = None
+        for key, value in scope["headers"]:
+            if key == b"host":
+                if host is not None:
+                    host = None
+                    break
+                host = value
+        if host is not None and (host in self.known or self.trusts(host)):
+            await self.app(scope, receive, send)
+            return
+        self._log(scope, [value for key, value in scope["headers"] if key == b"host"])
         if scope["type"] == "websocket":
             scope[SERVER_SEND] = send  # outermost: this is the server's own send
             await refuse(WebSocket(scope, receive, send), status.HTTP_400_BAD_REQUEST, REFUSAL)
         else:
             await PlainTextResponse(REFUSAL, status.HTTP_400_BAD_REQUEST)(scope, receive, send)
+
+    def trusts(self, header: bytes) -> bool:
+        """Whether a `Host` header value names a trusted host."""
+        name = host_name(header)
+        if name is None or not (name in self.names or name.endswith(self.suffixes)):
+            return False
+        if len(self.known) < REMEMBERED:
+            self.known.add(header)
+        return True
 
     def _log(self, scope: Scope, hosts: list[bytes]) -> None:
         # One line per refusal and no rate limit: uvicorn's access log already
