@@ -85,7 +85,7 @@ def host_patterns(entries: Sequence[str]) -> list[str]:
         if pattern is None:
             raise ValueError(
                 f"{entry!r} is not a host name, an IP address, *.domain or *"
-                " (no scheme, port or path: rt.example.com, not https://rt.example.com:443)"
+                " (no scheme, port or path: rt.example.com)"
             )
         patterns.append(pattern)
     return patterns
