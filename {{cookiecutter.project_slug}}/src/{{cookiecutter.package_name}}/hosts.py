@@ -9,11 +9,12 @@ can tell apart from the service's own pages. The `Host` still names the
 attacker's domain, though: answering only the names in TRUSTED_HOSTS
 refuses the attack, before any route, `/ws` included, sees it.
 
-Starlette's TrustedHostMiddleware would do, but for the details: it compares
-`[::1]` with its brackets, so an entry `::1` never matches; `localhost.` (the
-same name, fully qualified) is not `localhost` to it; and it answers a
-WebSocket handshake with a bare response where this service refuses with
-`handshake.refuse`. This module parses `Host` as RFC 9110 section 7.2 writes
+Starlette's TrustedHostMiddleware (as of Starlette 1.10) would do, but for the
+details: it compares `[::1]` with its brackets, so an entry `::1` never
+matches; `localhost.` (the same name, fully qualified, which Django's
+ALLOWED_HOSTS also takes for `localhost`) is not `localhost` to it; and it
+answers a WebSocket handshake with a bare response where this service
+refuses with `handshake.refuse`. This module parses `Host` as RFC 9110 section 7.2 writes
 it (`uri-host [":" port]`), once, and looks the name up in a set.
 """
 
