@@ -572,7 +572,7 @@ UPGRADE = (
 
 @pytest.fixture(scope="module")
 async def loopback_live() -> AsyncIterator[Live]:
-    """A server on the development defaults: TRUSTED_HOSTS unset (conftest sets it)."""
+    """A server on the development defaults: TRUSTED_HOSTS None, whatever conftest set."""
     async with serve(create_app(Settings(_env_file=None, trusted_hosts=None))) as live:
         yield live
 
