@@ -19,6 +19,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
@@ -173,7 +174,8 @@ def test_the_image_build_cmd_and_healthcheck_work_when_run_without_docker(
     assert refused.stderr.strip().count("\n") == 0, refused.stderr
     assert "AUTH_SECRET" in refused.stderr
     assert "Traceback" not in refused.stderr
-    env = _clean_env(**image_env, AUTH_SECRET="s" * 32)
+    # The hosts the README's "Behind a proxy" has production trust, the HEALTHCHECK's own included.
+    env = _clean_env(**image_env, AUTH_SECRET="s" * 32, TRUSTED_HOSTS="rt.example.com,127.0.0.1")
     process = subprocess.Popen(
         command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -182,9 +184,11 @@ def test_the_image_build_cmd_and_healthcheck_work_when_run_without_docker(
         healthy = subprocess.run(
             healthcheck, cwd=workdir, env=env, capture_output=True, timeout=30, check=False
         )
+        elsewhere = httpx.get(f"http://127.0.0.1:{port}/health", headers={"host": "elsewhere.example"})
     finally:
         output = stop_with_sigterm(process)
     assert healthy.returncode == 0, healthy.stderr
+    assert elsewhere.status_code == 400
     assert "Application shutdown complete" in output
     stopped = subprocess.run(healthcheck, cwd=workdir, env=env, capture_output=True, timeout=30, check=False)
     assert stopped.returncode != 0

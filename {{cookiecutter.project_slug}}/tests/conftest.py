@@ -35,6 +35,18 @@ def _no_redis_unless_asked() -> Iterator[None]:
 
 
 {% endif -%}
+@pytest.fixture(scope="session", autouse=True)
+def _test_client_host_trusted() -> Iterator[None]:
+    """Apps under test also answer `Host: testserver`, which Starlette's TestClient sends.
+
+    Development trusts only the loopback names (TRUSTED_HOSTS); tests of that
+    default delete this variable.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRUSTED_HOSTS", "localhost,127.0.0.1,::1,testserver")
+        yield
+
+
 @pytest.fixture
 def settings() -> Settings:
     """Defaults only: a developer's `.env` must not change what the tests see."""

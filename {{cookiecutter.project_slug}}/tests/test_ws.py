@@ -1,4 +1,4 @@
-"""WS /ws over real sockets: commands and their answers, errors, limits, multiplexing, origins.
+"""WS /ws over real sockets: commands and answers, errors, limits, multiplexing, origins, hosts.
 
 Authentication is off here (the settings name no key): `test_ws_auth.py`
 covers tokens and permissions.
@@ -574,6 +574,120 @@ async def test_a_handshake_to_a_path_no_route_serves_gets_404_logged_once(
     ]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert live.hub.stats().channels == {} or "lobby" not in live.hub.stats().channels
+
+
+# Handshakes and requests by Host (TRUSTED_HOSTS, hosts.py), over real sockets
+
+UNTRUSTED = b"untrusted Host header"
+UPGRADE = (
+    b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+@pytest.fixture(scope="module")
+async def loopback_live() -> AsyncIterator[Live]:
+    """A server on the development defaults: TRUSTED_HOSTS None, whatever conftest set."""
+    async with serve(create_app(Settings(_env_file=None, trusted_hosts=None))) as live:
+        yield live
+
+
+async def answer(live: Live, request: bytes) -> tuple[int, bytes]:
+    """Send a raw HTTP request, Host and all, exactly as written; the status and body
+    (none after a 101: the connection is then dropped)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", live.port)
+    try:
+        async with asyncio.timeout(WAIT):
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status_line, *lines = head.decode("latin-1").lower().split("\r\n")
+            headers = dict(line.split(": ", 1) for line in lines if line)
+            status = int(status_line.split(" ")[1])
+            length = int(headers.get("content-length", 0)) if status != 101 else 0
+            body = await reader.readexactly(length)
+    finally:
+        writer.close()
+    return status, body
+
+
+def with_host(host: str | None, first_line: bytes, extra: bytes = b"") -> bytes:
+    header = b"" if host is None else b"Host: " + host.encode() + b"\r\n"
+    return first_line + b"\r\n" + header + extra + b"\r\n"
+
+
+LOOPBACK_HOSTS = [
+    "localhost",
+    "localhost:8000",
+    "LOCALHOST",
+    "localhost.",
+    "127.0.0.1",
+    "127.0.0.1:8000",
+    "[::1]",
+    "[::1]:8000",
+]
+FOREIGN_HOSTS = [
+    "attacker.example:8000",
+    "localhost.attacker.example",
+    "evil.com@localhost",
+    "localhost:abc",
+    "localhost/x",
+    "localhost..",
+    "[::1",
+    "::1",
+    "",
+    None,
+]
+
+
+@pytest.mark.parametrize("host", LOOPBACK_HOSTS)
+async def test_a_loopback_host_however_written_is_answered_by_default(
+    loopback_live: Live, host: str
+) -> None:
+    handshake = with_host(host, b"GET /ws HTTP/1.1", UPGRADE)
+    assert (await answer(loopback_live, handshake))[0] == 101
+    request = with_host(host, b"GET /health HTTP/1.1", b"Connection: close\r\n")
+    assert await answer(loopback_live, request) == (200, b'{"status":"ok"}')
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+async def test_any_other_host_gets_400_for_a_handshake_and_a_request_logged_once_each(
+    loopback_live: Live, host: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        handshake = with_host(host, b"GET /ws HTTP/1.1", UPGRADE)
+        assert await answer(loopback_live, handshake) == (400, UNTRUSTED)
+        # HTTP/1.0 may leave Host out; with TRUSTED_HOSTS it may not.
+        request = with_host(host, b"GET /health HTTP/1.0")
+        assert await answer(loopback_live, request) == (400, UNTRUSTED)
+    refusals = [m for m in caplog.messages if "TRUSTED_HOSTS" in m]
+    assert [m.split(":", 1)[0] for m in refusals] == [
+        "refused WebSocket '/ws'",
+        "refused GET '/health'",
+    ]
+    if host is not None:
+        assert all(f"Host {host!r} is not in TRUSTED_HOSTS" in m for m in refusals), refusals
+    # A denial response, not a close: uvicorn logs no "returned without completing handshake".
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+async def test_dns_rebinding_gets_past_the_origin_check_but_not_the_host_check(
+    loopback_live: Live,
+) -> None:
+    # A page of attacker.example, the name re-resolved to 127.0.0.1: same-origin to the
+    # browser, and to an Origin check against Host.
+    attack = b"Host: attacker.example:8000\r\nOrigin: http://attacker.example:8000\r\n"
+    handshake = b"GET /ws HTTP/1.1\r\n" + attack + UPGRADE + b"\r\n"
+    publish = (
+        b"POST /channels/rebound/messages HTTP/1.1\r\n"
+        + attack
+        + b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    assert await answer(loopback_live, handshake) == (400, UNTRUSTED)
+    assert await answer(loopback_live, publish) == (400, UNTRUSTED)
+    # What the check stops: with any host trusted, the Origin check lets both through.
+    async with server(trusted_hosts=["*"]) as anyhost:
+        assert (await answer(anyhost, handshake))[0] == 101
+        assert (await answer(anyhost, publish))[0] == 202
 
 
 @pytest.mark.parametrize("compression", [None, "deflate"], ids=["plain", "permessage-deflate"])

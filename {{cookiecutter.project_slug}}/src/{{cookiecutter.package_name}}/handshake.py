@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 logger = logging.getLogger(__name__)
 
 # Where an outer middleware may leave the server's own `send` in a WebSocket's
-# scope (api/ws.py does, in WebSocket bakes), for the uvicorn workaround below.
+# scope (hosts.py does, and api/ws.py in WebSocket bakes), for the uvicorn workaround below.
 SERVER_SEND = "realtime.server_send"
 
 

@@ -30,6 +30,7 @@ from .broadcast.selection import broadcast_backend
 {%- endif %}
 from .handshake import not_found
 from .head import HeadAsGet
+from .hosts import ANY, TrustedHosts
 {%- if cookiecutter.use_background_tasks %}
 from .jobs import JobRunner
 {%- endif %}
@@ -107,6 +108,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ws.RealtimeEndpoint)
 {%- endif %}
     app.add_middleware(HeadAsGet)
+    if ANY not in settings.hosts:
+        # Added last, so outermost: every request and handshake passes it first.
+        app.add_middleware(TrustedHosts, patterns=settings.hosts)
     app.add_exception_handler(RequestValidationError, short_validation_errors)
     return app
 

@@ -13,7 +13,14 @@ import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 {% if cookiecutter.use_redis -%}
 from pydantic.functional_validators import field_validator
 {% endif -%}
@@ -21,6 +28,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 {%- if cookiecutter.use_redis %}
 from redis.asyncio.connection import parse_url
 {%- endif %}
+
+from .hosts import ANY, LOOPBACK, host_patterns
 
 
 def _list(value: Any) -> Any:
@@ -47,6 +56,7 @@ def _choice(aliases: dict[str, str]) -> BeforeValidator:
 
 
 StrList = Annotated[list[str], NoDecode, BeforeValidator(_list)]
+HostList = Annotated[StrList, AfterValidator(host_patterns)]
 LogLevel = Annotated[
     Literal["critical", "error", "warning", "info", "debug", "trace"],
     _choice({"warn": "warning", "fatal": "critical"}),
@@ -82,6 +92,11 @@ class Settings(BaseSettings):
     # The path prefix a proxy serves the app under (e.g. /realtime), as uvicorn's
     # --root-path: URLs the app builds, and the docs, carry it.
     root_path: str = ""
+    # The Host names requests and WebSocket handshakes may carry, against DNS
+    # rebinding (hosts.py): names, IP addresses, `*.example.com` for any name
+    # below example.com, or "*" for any. Unset: localhost, 127.0.0.1 and ::1 in
+    # development, any host in production.
+    trusted_hosts: HostList | None = None
     log_level: LogLevel = "info"
     # How long shutdown waits for open connections and running work before it
     # cancels them; also passed to uvicorn as its graceful-shutdown timeout.
@@ -197,6 +212,14 @@ class Settings(BaseSettings):
     def docs(self) -> bool:
         """Whether the API docs are served."""
         return _unless_production(self.docs_enabled, self.environment)
+
+    @property
+    def hosts(self) -> list[str]:
+        """TRUSTED_HOSTS, or by default the loopback names in development and any host
+        (`["*"]`) in production."""
+        if self.trusted_hosts is not None:
+            return self.trusted_hosts
+        return [ANY] if self.environment == "production" else list(LOOPBACK)
 {%- if cookiecutter.use_websockets %}
 
     @property
