@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.types import Message
 
+from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
 from {{ cookiecutter.package_name }}.broadcast.client import Client, Send
 from {{ cookiecutter.package_name }}.broadcast.envelope import draft, json_text
-from {{ cookiecutter.package_name }}.broadcast.history import MemoryHistory
+from {{ cookiecutter.package_name }}.broadcast.history import History, MemoryHistory
 from {{ cookiecutter.package_name }}.broadcast.hub import Hub, HubFull, HubStopped
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 
@@ -145,6 +146,61 @@ async def test_after_an_interruption_what_was_missed_comes_first_then_what_was_h
     assert wire.of("b") == [6]
     offsets = [f["offset"] for who, f in wire.frames if who == "a"]
     assert offsets == [1, 2, 3, 4, 5, 6]
+
+
+class FlakyHistory(MemoryBackend):
+    """Its history reads fail `failures` times, as a Redis that times out would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def history(self, channel: str, since: int | None, limit: int | None = None) -> History:
+        if self.failures:
+            self.failures -= 1
+            raise BroadcastUnavailable("timed out")
+        return await super().history(channel, since, limit)
+
+
+async def test_a_catch_up_whose_history_read_failed_is_tried_again() -> None:
+    backend = FlakyHistory(failures=0)
+    hub = Hub(backend, queue_size=100, send_timeout=WAIT)
+    await hub.start()
+    try:
+        wire = Wire()
+        await join_as(hub, wire, "a")
+        await publish(hub, 1)
+        await wire.until(1)
+        hub.interrupted()
+        missed(backend, "room", 2, 3)
+        backend.failures = 2
+        hub.resumed()
+        await wire.until(3)
+        assert wire.of("a") == [1, 2, 3]
+        assert backend.failures == 0
+    finally:
+        await hub.stop(deadline=0)
+
+
+async def test_a_subscribe_whose_read_met_an_interruption_is_refused_and_keeps_nothing(
+    hub: Hub, backend: MemoryBackend
+) -> None:
+    wire = Wire()
+    await join_as(hub, wire, "early")
+    client = hub.connect(wire.send_for("late"))
+    reading = backend.history
+
+    async def interrupted_meanwhile(
+        channel: str, since: int | None, limit: int | None = None
+    ) -> History:
+        hub.interrupted()
+        return await reading(channel, since, limit)
+
+    backend.history = interrupted_meanwhile  # type: ignore[method-assign]
+    with pytest.raises(BroadcastUnavailable):
+        await hub.subscribe(client, "room")
+    assert "room" not in client.channels
+    assert hub.stats().channels == {"room": 1}
 
 
 async def test_a_channel_whose_history_lost_what_was_missed_gets_one_resync(

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ HELD_LIMIT = 10_000
 RECOVERY_CONCURRENCY = 32
 # Seconds a subscribe waits for its channel to be caught up before giving up.
 RECOVERY_WAIT = 5.0
+# Seconds before reading a channel's history again when a read failed while
+# the backend was up (doubling, with jitter, up to RECOVERY_WAIT).
+RECOVERY_RETRY_DELAY = 0.1
 
 
 class HubStopped(BroadcastUnavailable):
@@ -135,6 +139,7 @@ class Hub:
         self._pending: dict[str, list[_Frame]] = {}
         self._flush_scheduled = False
         self._recovery: asyncio.Task[None] | None = None
+        self._resume_again = False
         self._empty = asyncio.Event()
         self._empty.set()
 
@@ -263,6 +268,10 @@ class Hub:
             finally:
                 self._flush_channel(channel)  # delivered during the read: held for it
                 del entry.recovering[client]
+            if entry.held is not None:
+                # The backend was interrupted during the read: what the channel's
+                # catching up will deliver could repeat what this read found.
+                raise BroadcastUnavailable("the channel is being recovered; try again")
         except BaseException:
             entry.joining -= 1
             await self._release(channel, entry)
@@ -394,10 +403,27 @@ class Hub:
 
     def resumed(self) -> None:
         """The backend is back: catch every held channel up from its history, in a task."""
+        self._resume_again = True
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.get_running_loop().create_task(
-                self._catch_up(), name="broadcast recovery"
+                self._recover(), name="broadcast recovery"
             )
+
+    async def _recover(self) -> None:
+        """Catch held channels up until none is held, or the backend is down again (its
+        next `resumed` starts this anew). A read that failed while the backend is up is
+        tried again after a backoff."""
+        delay = RECOVERY_RETRY_DELAY
+        while self._resume_again:
+            self._resume_again = False
+            await self._catch_up()
+            still_held = any(entry.held is not None for entry in self._channels.values())
+            if still_held and not self._resume_again and self._backend.ready() is None:
+                await asyncio.sleep(
+                    random.uniform(delay / 2, delay)
+                )  # a backoff, not a wait on state
+                delay = min(delay * 2, RECOVERY_WAIT)
+                self._resume_again = True
 
     async def _catch_up(self) -> None:
         """Recover each held channel after its last delivered offset, else send `resync`."""
