@@ -16,7 +16,7 @@ from pydantic import ValidationError
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.__main__ import logging_config
 from {{ cookiecutter.package_name }}.main import create_app
-from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+from {{ cookiecutter.package_name }}.settings import Settings
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
 # Seconds a refusing process may take: it should exit at once.
