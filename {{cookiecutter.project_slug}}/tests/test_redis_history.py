@@ -538,8 +538,7 @@ async def test_the_service_recovers_its_channels_after_its_pubsub_connection_is_
         async def kill() -> None:
             await some_arrived.wait()
             # Every pub/sub connection on this Redis: the service's subscriber.
-            killed = await redis.execute_command("CLIENT", "KILL", "TYPE", "pubsub")  # type: ignore[no-untyped-call]
-            assert killed == 1
+            assert await redis.client_kill_filter(_type="pubsub") == 1
 
         async with asyncio.timeout(WAIT), asyncio.TaskGroup() as group:
             for job in (publish, watch, kill):
