@@ -55,8 +55,10 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/broadcast/redis.py",
         "src/{package}/broadcast/redis_history.py",
         "src/{package}/broadcast/selection.py",
+        "tests/services.py",
         "tests/test_redis_backend.py",
         "tests/test_redis_broadcast.py",
+        "tests/test_redis_history.py",
     ),
     "use_redis": (
         "src/{package}/redis_client.py",
@@ -67,7 +69,9 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/redis_server.py",
         "tests/test_redis_client.py",
         "tests/test_redis_backend.py",
+        "tests/services.py",
         "tests/test_redis_broadcast.py",
+        "tests/test_redis_history.py",
         "tests/test_redis_service.py",
     ),
 }
