@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -152,6 +153,10 @@ async def publish_run(space: Workspace, variant: str, spec: Publishing) -> Figur
         if order.received < order.wanted:
             with contextlib.suppress(TimeoutError):
                 await _wait_delivered(order, spec.idle)
+        # This run's publishes are the channel's last ones: with history on, the last
+        # HISTORY_SIZE of them (or all) are kept.
+        wanted = min(space.history_size, tally.acked)
+        kept = await _kept(server.port, wire, order.last.offset - wanted)
     finally:
         stop.set()
         abort_all(connections)
@@ -174,10 +179,25 @@ async def publish_run(space: Workspace, variant: str, spec: Publishing) -> Figur
         "publish_reach": order.received / tally.acked if tally.acked else None,
         "publish_gaps": order.gaps,
         "publish_duplicates": order.duplicates,
+        "history_kept": kept,
         "publish_seconds": elapsed,
         "publish_client_cpu_share": client_cpu / elapsed,
         "publish_server_cpu_share": cpu / elapsed,
     }
+
+
+async def _kept(port: int, wire: Multiplexed, since: int) -> int:
+    """How many messages after offset `since` the channel keeps now (GET /channels/{c}/history):
+    none with history off, so a run shows which setting the service really had."""
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(
+            f"http://127.0.0.1:{port}/channels/{CHANNEL}/history",
+            params={"since": max(0, since)},
+            headers=wire.http_headers(),
+            timeout=5.0,
+        )
+    answer.raise_for_status()
+    return len(answer.json()["messages"])
 
 
 def _raise_failed(loops: list[asyncio.Task[None]]) -> None:
