@@ -349,6 +349,7 @@ COLUMNS: dict[Kind, list[Column]] = {
         ("startup CPU s", _figure("startup_cpu_s")),
         ("CPU ms/client", _figure("cpu_ms_per_client")),
         ("failed attempts", _figure("failed_attempts")),
+        ("refused", _figure("refused_attempts")),
         ("gaps", _figure("gaps")),
         ("dups", _figure("duplicates")),
         ("not recovered", _figure("not_recovered")),

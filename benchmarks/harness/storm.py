@@ -21,11 +21,12 @@ import json
 import random
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import httpx
 from websockets.asyncio.client import ClientConnection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from . import procs
 from .client import PROBE, open_many
@@ -118,6 +119,22 @@ class _Crowd:
     final: int | None = None
     at_final: set[int] = field(default_factory=set)
     all_at_final: asyncio.Event = field(default_factory=asyncio.Event)
+    # Failed reconnect attempts by cause: "refused" (nothing listening: the process is
+    # down), an HTTP status, or the exception's name; and the first failure's text.
+    failures: Counter[str] = field(default_factory=Counter)
+    first_failure: str | None = None
+
+    def failed(self, index: int, error: Exception) -> None:
+        self.members[index].failed_attempts += 1
+        if isinstance(error, ConnectionRefusedError):
+            cause = "refused"
+        elif isinstance(error, InvalidStatus):
+            cause = f"HTTP {error.response.status_code}"
+        else:
+            cause = type(error).__name__
+        self.failures[cause] += 1
+        if self.first_failure is None and cause != "refused":
+            self.first_failure = f"{cause}: {error}"[:300]
 
     def restart(self, now: float) -> None:
         self.restarted_at = now
@@ -172,8 +189,8 @@ async def _member(
                 connection, subscription = await wire.resume(
                     CHANNEL, member.position, member.credential, open_timeout=10
                 )
-            except Exception:  # refused or reset while the process restarts: back off again
-                member.failed_attempts += 1
+            except Exception as exc:  # refused or reset while the process restarts: back off again
+                crowd.failed(index, exc)
                 retries += 1
                 continue
             member.resumed(subscription, time.monotonic())
@@ -338,6 +355,9 @@ async def storm_run(space: Workspace, spec: Storm) -> Figures:
         "duplicates": sum(m.duplicates for m in members),
         "resyncs": sum(m.resyncs for m in members),
         "failed_attempts": sum(m.failed_attempts for m in members),
+        "refused_attempts": crowd.failures["refused"],
+        "failures": dict(crowd.failures),
+        "first_failure": crowd.first_failure,
         "published": publisher.sent,
         "failed_publishes": publisher.failed,
         "final_offset": final,
