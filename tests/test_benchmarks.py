@@ -2,8 +2,9 @@
 
 No timing is asserted: only that every client received every message (over the baked
 service's multiplexed, authenticated protocol as over the ceiling's one channel per socket),
-that every capacity connection was live, that the report has its structure, and that no
-process the harness started outlives it.
+that every capacity connection was live, that history off and on both deliver every publish
+and every client of a restarted process recovers from its last offset, that the report has
+its structure, and that no process the harness started outlives it.
 """
 
 from __future__ import annotations
@@ -128,8 +129,9 @@ def test_quick_history_and_storm_compare_history_off_and_on_and_recover_every_cl
         assert f"== {group['scenario']}: {group['label']} ==" in done.stdout
         for row in group["rows"]:
             assert row["errors"] == [], (row["variant"], row["errors"])
-            assert all(goal["passed"] is not False for goal in row["goals"]
-                       if "every" in goal["name"]), row["goals"]  # fmt: skip
+            # The goals that hold in every run (delivery, recovery); timed ones are not asserted.
+            assert all(goal["passed"] is True for goal in row["goals"]
+                       if goal["name"].endswith("(every run)")), row["goals"]  # fmt: skip
 
     # History off, then on, each measured publishing and fanning out on its own process.
     assert history["reference"] == "ours-redis-nohistory"
