@@ -80,8 +80,8 @@ DEFAULTS: dict[str, tuple[Any, Any]] = {
     "recovery_clients": (200, 20),
     "outage": (2.0, 1.0),
     "redis_restart": (True, False),
-    "history_publishers": (4, 2),
-    "history_seconds": (10.0, 1.0),
+    "history_publishers": (8, 2),
+    "history_seconds": (10.0, 0.5),
     "storm_clients": (1000, 20),
     "storm_rate": (10.0, 10.0),
     "http_seconds": (5.0, 1.0),
@@ -185,7 +185,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     sizes.add_argument(
         "--history-publishers",
         type=int,
-        help="history: connections publishing, each as soon as its last publish was answered (4)",
+        help="history: connections publishing, each as soon as its last publish was answered (8)",
     )
     sizes.add_argument(
         "--history-seconds", type=float, help="history: seconds of publishing measured (10)"
