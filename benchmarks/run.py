@@ -354,7 +354,7 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
         plans.append(Plan(group, list(HISTORY_VARIANTS), history))
 
     if "storm" in args.scenario and "ours-redis" in variants:
-        storm = Storm(args.storm_clients, args.storm_rate)
+        storm = Storm(args.storm_clients, args.storm_rate, after=0.3 if args.quick else 1.0)
         label = (
             f"N={args.storm_clients} on one process, restarted (SIGTERM, start on the same port) "
             f"while another publishes {args.storm_rate:g} msgs/s, HISTORY_SIZE={args.history_size}"
