@@ -292,7 +292,8 @@ async def storm_run(space: Workspace, spec: Storm) -> Figures:
             restarted_at = time.monotonic()
             crowd.restart(restarted_at)
             port = servers["restarted"].port
-            servers.pop("restarted").process.stop(grace=SHUTDOWN_GRACE)
+            # In a thread: the clients must see their close and start their backoff meanwhile.
+            await asyncio.to_thread(servers.pop("restarted").process.stop, SHUTDOWN_GRACE)
             exited = time.monotonic()
             servers["restarted"] = await launch(VARIANT, space, redis=redis, port=port)
             serving = time.monotonic()
