@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,14 +25,18 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
+def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 50) -> Redis:
     """A client for `url` (redis://, rediss:// or unix://); use it as `async with` to close it.
 
     It connects on first use, so Redis being down does not fail startup;
-    `redis_check` reports it instead. Replies are decoded to `str`.
+    `redis_check` reports it instead. Replies are decoded to `str`. At most
+    `max_connections` commands run at once; more wait up to `timeout` seconds
+    for a connection (redis-py's default pool would fail them at once).
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -42,6 +46,7 @@ def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
         # Redis restart closed). One immediate retry, on a connection error only.
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
+    return Redis.from_pool(pool)
 
 
 def redis_check(client: Redis, timeout: float = 1.0) -> Check:
