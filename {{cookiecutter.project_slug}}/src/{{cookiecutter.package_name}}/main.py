@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from . import __version__
 {%- if cookiecutter.use_websockets %}
@@ -28,6 +29,7 @@ from .broadcast.memory import MemoryBackend
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
 {%- endif %}
+from .errors import http_error
 from .handshake import not_found
 from .head import HeadAsGet
 {%- if cookiecutter.use_background_tasks %}
@@ -97,7 +99,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router)
 {%- endif %}
 {%- if cookiecutter.use_redis %}
-    app.include_router(counters_router)
+    # Only with a Redis to count in: the schema offers no route that could
+    # only answer 503 (a client generated from it would call it all the same).
+    if settings.redis_url is not None:
+        app.include_router(counters_router)
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
     app.include_router(messages.router)
@@ -107,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- endif %}
     app.add_middleware(HeadAsGet)
     app.add_exception_handler(RequestValidationError, short_validation_errors)
+    app.add_exception_handler(HTTPException, http_error)
     return app
 
 
