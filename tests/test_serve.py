@@ -22,10 +22,10 @@ from tests.servers import free_port, start_service, stop_with_sigterm, wait_unti
 # the suite's budget (< 90 s on 2 cores): every check, the default phases, at
 # most 5 examples per operation and phase, a fixed seed (schemathesis.toml).
 # Run in this process (click's CliRunner) rather than as a command:
-# schemathesis's imports are then paid once per xdist worker, and a run costs
-# ~0.5 s of CPU (as a command, ~1.6 s; 16 runs a suite). The service runs as a
-# fresh bake does, authentication off, so that every route's success is
-# exercised too; the 401s are the generated tests/test_errors.py's.
+# schemathesis's imports (~1.5 s of CPU) are then paid once per xdist worker,
+# and a run costs ~0.5 s (as a command, ~1.6 s each; 16 runs a suite). The
+# service runs as a fresh bake does, authentication off, so that every route's
+# success is exercised too; the 401s are the generated tests/test_errors.py's.
 SCHEMATHESIS = ("--config-file", str(Path(__file__).with_name("schemathesis.toml")))
 
 
