@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hooks.post_gen_project import LICENSE_DIR, excluded_paths, included_paths
-from tests.bakery import package_name, project_env, run
+from tests.bakery import NO_SCHEMATHESIS_PLUGINS, package_name, project_env, run
 from tests.combinations import Combination
 
 # "${{" is GitHub Actions' expression syntax, meant to reach the generated workflow.
@@ -119,6 +119,7 @@ def test_mypy_strict_passes(project: Path, python: Path, mypy_cache: Path) -> No
 def test_the_baked_projects_own_tests_pass(project: Path, python: Path, combination: Combination) -> None:
     env = {k: v for k, v in project_env(project).items() if not k.startswith(("PYTEST_", "COV_"))}
     command: list[str | Path] = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += NO_SCHEMATHESIS_PLUGINS
     if combination.answers["use_websockets"]:  # the bakes that declare the marker
         command += ["-m", "not browser"]
     run(command, project, env=env, timeout=600)

@@ -70,10 +70,10 @@ async def managed_redis(settings: Settings, readiness: Readiness) -> AsyncIterat
     """The app's client for `REDIS_URL`, checked by `/ready` while open; closed on exit.
 
     Yields None, and says so in the log, when `REDIS_URL` is not set: the
-    endpoints that need Redis then answer 503 (see `deps.get_redis`).
+    routes that need Redis are then not served (see `main.create_app`).
     """
     if settings.redis_url is None:
-        logger.info("REDIS_URL is not set: no Redis client; endpoints that need one answer 503")
+        logger.info("REDIS_URL is not set: no Redis client, and no routes that need one")
         yield None
         return
     async with create_redis(settings.redis_url, timeout=settings.redis_timeout) as client:

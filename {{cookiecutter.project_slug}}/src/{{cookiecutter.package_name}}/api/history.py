@@ -13,6 +13,7 @@ from ..auth.bearer import IdentityDep
 from ..broadcast.backend import UNAVAILABLE, BroadcastUnavailable
 from ..broadcast.envelope import Envelope, json_text
 from ..deps import HubDep, SettingsDep
+from ..errors import UNAUTHENTICATED, error
 from .messages import Channel
 
 logger = logging.getLogger(__name__)
@@ -35,10 +36,9 @@ class HistoryPage(BaseModel):
     "/channels/{channel}/history",
     response_model=HistoryPage,
     responses={
-        401: {"description": "Missing or invalid bearer token"},
-        403: {"description": "The token may not subscribe to this channel"},
-        422: {"description": "Bad channel name, since or limit"},
-        503: {"description": "The broadcast backend is unavailable"},
+        **UNAUTHENTICATED,
+        **error(403, "The token may not subscribe to this channel"),
+        **error(503, "The broadcast backend is unavailable"),
     },
 )
 async def read_history(
