@@ -16,11 +16,13 @@ from {{ cookiecutter.package_name }}.broadcast.client import text_frame
 from {{ cookiecutter.package_name }}.broadcast.envelope import (
     Draft,
     InvalidJSON,
+    NotOurs,
     Position,
     check_json,
     draft,
     json_text,
     message_frame,
+    read_envelope,
     resync_frame,
 )
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
@@ -70,6 +72,40 @@ def test_a_message_frame_splices_the_data_in_as_sent() -> None:
     assert envelope["origin"] == "origin1"
     assert envelope["sender"] == "client1"
     assert envelope["data"] == {"b": 1, "a": [2]}
+
+
+GOOD = message_frame("lobby", Position(2, "2b45aad8"), "8db07f570e69", "http", '{"hi":1}')
+
+
+def test_a_well_formed_envelope_is_read() -> None:
+    assert read_envelope("lobby", GOOD, 64 * 1024) == Position(2, "2b45aad8")
+
+
+@pytest.mark.parametrize(
+    ("field", "forged"),
+    [
+        # The service writes `ts` as UTC, ISO 8601 with milliseconds, `origin` as 12
+        # hexadecimal digits, `sender` as a client id, "http" or a job's name.
+        ("ts", "z"),
+        ("ts", "not a time at all"),
+        ("ts", "2025-01-31T12:00:00Z"),
+        ("origin", "x"),
+        ("origin", "<script>"),
+        ("origin", "8DB07F570E69"),
+        ("sender", ""),
+        ("sender", "<img src=x>"),
+        ("sender", "s" * 65),
+        ("epoch", "2B45AAD8"),
+    ],
+)
+def test_an_envelope_whose_fields_this_service_never_writes_is_not_ours(
+    field: str, forged: str
+) -> None:
+    written = json.loads(GOOD)[field]
+    text = GOOD.replace(f'"{field}":"{written}"', f'"{field}":"{forged}"')
+    assert text != GOOD
+    with pytest.raises(NotOurs):
+        read_envelope("lobby", text, 64 * 1024)
 
 
 def test_a_resync_frame_names_its_channel_and_position_and_keeps_any_reason_encodable() -> None:

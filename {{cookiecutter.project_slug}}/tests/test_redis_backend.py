@@ -36,6 +36,8 @@ IDLE_SECONDS = 2 * URL_SOCKET_TIMEOUT
 TIMEOUT = 1.0
 # Key and channel names of these tests start with it.
 PREFIX = "test"
+# The publishing process these tests' envelopes name (a hub's origin: 12 hex digits).
+ORIGIN = "0123456789ab"
 # Retry quickly after an outage, so the tests that play one stay short.
 FAST_RECONNECT = {"reconnect_initial_delay": 0.05, "reconnect_max_delay": 0.2}
 
@@ -150,7 +152,7 @@ async def started(url: str, **options: Any) -> AsyncIterator[tuple[RedisBackend,
 
 def envelope(channel: str, text: str) -> Draft:
     """A message for `channel` carrying `text`, as the hub hands it to `publish`."""
-    return draft(channel, "test", "test", json_text(text))
+    return draft(channel, ORIGIN, "test", json_text(text))
 
 
 FIRST = Position(1, "0123abcd")
@@ -403,6 +405,9 @@ def not_ours(channel: str) -> list[str | bytes]:
         frame(channel, "x", Position(1, "NOT-HEX")),
         frame(channel, "x", Position(1, "")),
         frame(channel, "x").replace('"sender":"test"', '"sender":' + json.dumps("s" * 200)),
+        frame(channel, "x").replace('"sender":"test"', '"sender":"<b>"'),
+        frame(channel, "x").replace(f'"origin":"{ORIGIN}"', '"origin":"x"'),
+        frame(channel, "x").replace(f'"ts":"{good["ts"]}"', '"ts":"yesterday"'),
         head + "nope}",  # data that is not JSON
         head + "NaN}",
         head + '"a" "b"}',
@@ -429,7 +434,7 @@ async def test_only_this_services_envelopes_within_the_size_limit_reach_the_rece
             await redis.publish(on_redis, junk)
         # From one connection, Redis delivers in order: once these are in, the rest was too.
         await redis.publish(on_redis, frame(channel, "ours"))
-        at_limit_draft = draft(channel, "o", "s", at_limit_json)
+        at_limit_draft = draft(channel, ORIGIN, "s", at_limit_json)
         await redis.publish(on_redis, at_limit_draft.complete(Position(7, "0123abcd")))
         await recorder.until(recorder.has_received(channel, 2))
     assert recorder.received(channel) == ["ours", at_limit]

@@ -52,13 +52,17 @@ class Position(NamedTuple):
 
 
 _ENVELOPE_KEYS = frozenset(Envelope.__required_keys__)
-# Longest origin, sender or ts an envelope may carry (in characters). With the
-# longest channel name, and each character escaped (\uXXXX), the envelope's
-# text around its data stays under MAX_HEAD_LENGTH characters.
-MAX_FIELD_LENGTH = 128
-MAX_HEAD_LENGTH = 4096
-# An epoch: what `new_epoch` makes, and all a received envelope may carry.
+# The envelope's text around its data is shorter than this (in characters):
+# every field but the data is short, by the patterns below.
+MAX_HEAD_LENGTH = 1024
+# What the service writes in each field but the data, and all a received
+# envelope may carry: an epoch as `new_epoch` makes it, a hub's origin
+# (12 hexadecimal digits), a sender (a client id, "http", or a job's name:
+# SENDER), a time as `now` writes it.
 _EPOCH = re.compile(r"[0-9a-f]{1,32}")
+_ORIGIN = re.compile(r"[0-9a-f]{12}")
+SENDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+_TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
 
 class NotOurs(ValueError):
@@ -176,8 +180,8 @@ def read_envelope(channel: str, text: str, max_data_bytes: int) -> Position:
         or not (isinstance(epoch, str) and _EPOCH.fullmatch(epoch))
     ):
         raise NotOurs("malformed offset or epoch")
-    if not _short_strings(origin, sender, ts):
-        raise NotOurs("malformed origin, sender or ts")
+    if not _matches((_ORIGIN, origin), (SENDER, sender), (_TS, ts)):
+        raise NotOurs("an origin, sender or ts this service does not write")
     position = Position(offset, epoch)
     expected = _draft(channel, origin, sender, ts, "")
     head = expected.complete(position)[:-1]  # up to the data
@@ -189,8 +193,8 @@ def read_envelope(channel: str, text: str, max_data_bytes: int) -> Position:
     return position
 
 
-def _short_strings(*values: object) -> bool:
-    return all(isinstance(v, str) and len(v) <= MAX_FIELD_LENGTH for v in values)
+def _matches(*fields: tuple[re.Pattern[str], object]) -> bool:
+    return all(isinstance(value, str) and pattern.fullmatch(value) for pattern, value in fields)
 
 
 def resync_frame(channel: str, position: Position | None, origin: str, reason: str) -> str:

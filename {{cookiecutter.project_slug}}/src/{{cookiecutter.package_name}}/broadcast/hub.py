@@ -47,7 +47,7 @@ from starlette.types import Message
 
 from .backend import Backend, BroadcastUnavailable
 from .client import Client, Gone, Send, WriteFrame, text_frame
-from .envelope import Position, draft, json_text, resync_frame
+from .envelope import SENDER, Position, draft, json_text, resync_frame
 from .history import History
 
 logger = logging.getLogger(__name__)
@@ -357,9 +357,13 @@ class Hub:
     async def publish(self, channel: str, data_json: str, sender: str) -> Position:
         """Publish `data_json` (valid JSON text) to `channel` in every process; its position.
 
-        Needs no subscriber. Raises BroadcastUnavailable at once when the
-        backend cannot publish.
+        Needs no subscriber. `sender` names who publishes (envelope.SENDER: a
+        client id, "http", a job's name); other processes drop envelopes whose
+        sender is not of that form, so another raises ValueError here. Raises
+        BroadcastUnavailable at once when the backend cannot publish.
         """
+        if not SENDER.fullmatch(sender):
+            raise ValueError(f"a sender is letters, digits, '_', '.', ':', '-' (got {sender!r})")
         if self._state != "running":  # the start lock only until started
             await self.start()
         return await self._backend.publish(channel, draft(channel, self.origin, sender, data_json))
@@ -398,8 +402,29 @@ class Hub:
             else:
                 entry.overflowed = True
             return
+        last = entry.position
+        if last is not None and position != (last.offset + 1, last.epoch):
+            if position.epoch == last.epoch and position.offset <= last.offset:
+                return  # delivered already (or older): never twice, never backwards
+            # A gap, or another epoch, on a live subscription: the history says
+            # what comes next, not this frame (a message lost on the way, or one
+            # that is not what it claims to be).
+            self._catch_up_channel(channel, entry, frame)
+            return
         entry.position = position
         self._queue(channel, frame)
+
+    def _catch_up_channel(self, channel: str, entry: _Channel, frame: _Frame) -> None:
+        """Hold `channel`, starting with `frame`, and catch it up from its history."""
+        logger.info(
+            "broadcast: channel %r jumped from offset %s to %s; catching up from its history",
+            channel,
+            entry.position,
+            frame[1],
+        )
+        entry.held = [frame]
+        entry.live.clear()
+        self._start_recovery()
 
     def send_to(self, client: Client, text: str) -> None:
         """Send a frame to `client` alone (a reply, an error), after what its
@@ -421,6 +446,9 @@ class Hub:
     def resumed(self) -> None:
         """The backend is back: catch every held channel up from its history, in a task."""
         self._connected = True
+        self._start_recovery()
+
+    def _start_recovery(self) -> None:
         self._resume_again = True  # a catching up under way makes another pass
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.get_running_loop().create_task(
@@ -452,6 +480,7 @@ class Hub:
             async with limit:
                 since = entry.position
                 interruptions = self._interruptions
+                before_read = len(entry.held or ())
                 try:
                     history = await self._backend.history(channel, since.offset if since else None)
                 except BroadcastUnavailable:
@@ -462,7 +491,7 @@ class Hub:
                     # Lost again during the read: what is published until the
                     # next `resumed` would be missed. Still held.
                     return
-                if self._release_held(channel, entry, since, history):
+                if self._release_held(channel, entry, since, history, before_read):
                     recovered += 1
                 else:
                     resynced += 1
@@ -478,11 +507,32 @@ class Hub:
         return sum(entry.held is not None for entry in self._channels.values())
 
     def _release_held(
-        self, channel: str, entry: _Channel, since: Position | None, history: History
+        self,
+        channel: str,
+        entry: _Channel,
+        since: Position | None,
+        history: History,
+        before_read: int,
     ) -> bool:
         """Deliver what `channel` missed after `since`, then what it held; False if it
-        could not recover (its subscribers are sent `resync`)."""
+        could not recover (its subscribers are sent `resync`).
+
+        The first `before_read` held frames arrived before `history` was read,
+        so a message of the channel among them is in it: one that lies past
+        its position, or in another epoch, is not the service's and is dropped.
+        """
         held, entry.held = entry.held or [], None
+        for index in range(min(before_read, len(held)) - 1, -1, -1):
+            position = held[index][1]
+            if position is not None and _after(position, history.position):
+                logger.warning(
+                    "broadcast: dropped a message on channel %r at %s: the channel's history"
+                    " ends at %s, so it is not one of this service's",
+                    channel,
+                    position,
+                    history.position,
+                )
+                del held[index]
         recovered = since is not None and not entry.overflowed and history.recovers(since)
         entry.overflowed = False
         if recovered and since is not None:
@@ -492,7 +542,7 @@ class Hub:
                 self._queue(channel, ({"type": "websocket.send", "text": text}, last))
         else:
             last = history.position
-            reason = "the broadcast backend reconnected; messages may have been missed"
+            reason = "messages may have been missed; reload the channel's state"
             text = resync_frame(channel, history.position, self.origin, reason)
             self._queue(channel, ({"type": "websocket.send", "text": text}, None))
         entry.position = last
