@@ -546,3 +546,29 @@ async def test_a_channel_whose_last_client_leaves_during_the_catching_up_is_let_
     assert paused.channels == {"other"}
     assert hub.stats().channels == {"other": 1}
     await hub.disconnect(stays)
+
+
+def forged(offset: int, data: int, epoch: str) -> tuple[str, Position]:
+    """A message for "room" that claims `offset`, as someone writing to the backend could."""
+    position = Position(offset, epoch)
+    return draft("room", "0123456789ab", "forger", json_text(data)).complete(position), position
+
+
+async def test_a_live_channel_never_goes_backwards_and_a_gap_is_filled_from_the_history(
+    hub: Hub, backend: MemoryBackend
+) -> None:
+    wire = Wire()
+    await join_as(hub, wire, "a")
+    await publish(hub, 1)
+    await wire.until(1)
+    epoch = wire.frames[0][1]["epoch"]
+    assert isinstance(epoch, str)
+    hub.deliver("room", *forged(1, 666, epoch))  # a duplicate
+    hub.deliver("room", *forged(1000, 777, epoch))  # past what the history holds
+    hub.deliver("room", *forged(2, 888, "feedf00d"))  # another epoch
+    missed(backend, "room", 2)  # lost on the way: in the history, never delivered
+    await publish(hub, 3)
+    await publish(hub, 4)
+    await wire.until(4)
+    assert wire.of("a") == [1, 2, 3, 4]
+    assert [f["offset"] for _, f in wire.frames] == [1, 2, 3, 4]
