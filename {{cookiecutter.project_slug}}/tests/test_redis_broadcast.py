@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
 import json
 import logging
-import os
-import re
-import signal
-import sys
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -22,13 +15,13 @@ import pytest
 from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 
-import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.broadcast.envelope import Position, message_frame
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .live import WAIT, Live, command, connected, joined, published, receive, serve, subscribed
+from .service_process import ServiceProcess
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
     from .redis_server import RedisServer
@@ -40,8 +33,6 @@ pytestmark = pytest.mark.anyio
 TIMEOUT = 1.0
 # Reconnect quickly after an outage, so the tests that play one stay short.
 FAST_RECONNECT = 0.2
-# How long a service process may take to start: two boot at once, on a busy machine too.
-STARTUP_WAIT = 30.0
 
 
 def redis_settings(redis_url: str) -> Settings:
@@ -169,93 +160,6 @@ async def test_what_others_publish_on_the_services_redis_channels_never_reaches_
 # --- Two service processes sharing one Redis --------------------------------
 
 
-class ServiceProcess:
-    """`python -m <package>` in a child process: its own app, event loop and Redis connections."""
-
-    def __init__(self, redis_url: str, directory: Path) -> None:
-        source = str(Path(inspect.getfile(package)).parent.parent)
-        path = os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))
-        self._env = {
-            **os.environ,
-            "PYTHONPATH": path,
-            "PYTHONUNBUFFERED": "1",
-            "HOST": "127.0.0.1",
-            "PORT": "0",  # uvicorn picks a free one and logs it
-            "LOG_LEVEL": "info",
-            "SHUTDOWN_TIMEOUT": "5",
-            "REDIS_URL": redis_url,
-            "REDIS_TIMEOUT": str(TIMEOUT),
-        }
-        # Not the project folder: a developer's .env must not reach the service.
-        self._directory = directory
-        self._process: asyncio.subprocess.Process | None = None
-        self.lines: list[str] = []
-        self.port = 0
-
-    async def spawn(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            package.__name__,
-            cwd=self._directory,
-            env=self._env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-
-    @property
-    def _output(self) -> asyncio.StreamReader:
-        assert self._process is not None
-        assert self._process.stdout is not None
-        return self._process.stdout
-
-    async def _read_line(self) -> bool:
-        """Record the next line of output; False at its end."""
-        line = await self._output.readline()
-        if not line:
-            return False
-        self.lines.append(line.decode(errors="replace").rstrip())
-        return True
-
-    async def wait_listening(self) -> None:
-        """Return once uvicorn listens (after the app's startup); fail if it exits or is slow."""
-        listening = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STARTUP_WAIT):
-                while await self._read_line():
-                    found = listening.search(self.lines[-1])
-                    if found:
-                        self.port = int(found[1])
-                        return
-        pytest.fail("the service did not start:\n" + "\n".join(self.lines))
-
-    # Between wait_listening and stop the output waits in the pipe (64 KiB on
-    # Linux), which holds far more than these tests make the service log.
-
-    async def stop(self) -> None:
-        """SIGTERM, as an orchestrator would, and read its output to the end; SIGKILL after WAIT."""
-        process = self._process
-        if process is None:
-            return
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(WAIT):
-                while await self._read_line():
-                    pass
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-
-    def ws(self, path: str) -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
-
-    def http(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-
 @pytest.fixture(scope="module")
 async def two_services(
     redis_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -263,7 +167,7 @@ async def two_services(
     """Two service processes on the session's Redis, shared by the module's tests
     (each on channels of its own): starting them is most of a test's time."""
     directory = tmp_path_factory.mktemp("services")
-    services = [ServiceProcess(redis_url, directory) for _ in range(2)]
+    services = [ServiceProcess(redis_url, directory, REDIS_TIMEOUT=str(TIMEOUT)) for _ in range(2)]
     try:
         for service in services:  # both boot at once
             await service.spawn()
