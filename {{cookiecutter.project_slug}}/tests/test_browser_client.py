@@ -251,6 +251,19 @@ async def test_a_refused_command_rejects_with_the_servers_code_and_the_connectio
     assert [s["state"] for s in await statuses(page)] == ["connecting", "open"]
 
 
+@pytest.mark.browser
+async def test_a_url_no_websocket_can_open_stops_the_client_with_an_error(
+    live: Live, page: Page
+) -> None:
+    await started(page, live, None, url="ftp://127.0.0.1/ws")
+    await page.wait_for_function("client.state === 'closed'")
+    [error] = await events(page)
+    assert (error["type"], error["code"]) == ("error", "bad_url")
+    *_, closed = await statuses(page)
+    assert (closed["state"], closed["reconnect"]) == ("closed", False)
+    assert "ftp://127.0.0.1/ws" in closed["reason"]
+
+
 # --- Closes and reconnects --------------------------------------------------------
 
 

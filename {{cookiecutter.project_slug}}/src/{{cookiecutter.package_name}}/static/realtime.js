@@ -160,7 +160,15 @@ export class RealtimeClient {
       return;
     }
     if (this.#closed) return;
-    const socket = new WebSocket(this.#url);
+    let socket;
+    try {
+      socket = new WebSocket(this.#url);
+    } catch (error) {
+      // Not a WebSocket URL: no retry can help.
+      this.#event({ type: "error", code: "bad_url", reason: error.message });
+      this.#stop(1006, `cannot connect to ${this.#url}`);
+      return;
+    }
     this.#socket = socket;
     socket.onopen = () => {
       socket.send(JSON.stringify(token == null ? { type: "connect" } : { type: "connect", token }));
