@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick              # every scenario at toy sizes (seconds)
     python benchmarks/run.py --scenario bursts --variants ceiling,ours --runs 5
     python benchmarks/run.py --scenario channels,capacity --variants ceiling,ours
+    python benchmarks/run.py --scenario history,storm    # issue 12: history and recovery
 
 Each run starts its variant as a real process on a loopback port, drives it from this one
 asyncio process, and stops every process it started, also on Ctrl-C and on errors.
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import procs
+from harness.history import Publishing, history_run
 from harness.report import Group, Row, render
 from harness.scenarios import (
     FD_HEADROOM,
@@ -40,9 +42,18 @@ from harness.scenarios import (
     slow_pair,
     suite_run,
 )
-from harness.variants import DESCRIPTIONS, SERVICE_VARIANTS, WS_VARIANTS, Unavailable, Workspace
+from harness.storm import VARIANT as STORM_VARIANT
+from harness.storm import Storm, storm_run
+from harness.variants import (
+    DESCRIPTIONS,
+    HISTORY_VARIANTS,
+    SERVICE_VARIANTS,
+    WS_VARIANTS,
+    Unavailable,
+    Workspace,
+)
 
-SCENARIOS = ("bursts", "paced", "channels", "slow", "capacity", "redis", "http")
+SCENARIOS = ("bursts", "paced", "channels", "slow", "capacity", "redis", "history", "storm", "http")
 REPO = Path(__file__).resolve().parent.parent
 # option: (full run, --quick). Full sizes are the spec's (issue 6).
 DEFAULTS: dict[str, tuple[Any, Any]] = {
@@ -69,6 +80,10 @@ DEFAULTS: dict[str, tuple[Any, Any]] = {
     "recovery_clients": (200, 20),
     "outage": (2.0, 1.0),
     "redis_restart": (True, False),
+    "history_publishers": (8, 2),
+    "history_seconds": (10.0, 0.5),
+    "storm_clients": (1000, 20),
+    "storm_rate": (10.0, 10.0),
     "http_seconds": (5.0, 1.0),
     "http_connections": (32, 8),
     "idle": (3.0, 1.0),
@@ -166,6 +181,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--redis-restart",
         action=argparse.BooleanOptionalAction,
         help="redis: measure recovery after a Redis restart (default on, off with --quick)",
+    )
+    sizes.add_argument(
+        "--history-publishers",
+        type=int,
+        help="history: connections publishing, each as soon as its last publish was answered (8)",
+    )
+    sizes.add_argument(
+        "--history-seconds", type=float, help="history: seconds of publishing measured (10)"
+    )
+    sizes.add_argument(
+        "--history-size",
+        type=int,
+        default=100,
+        help="history and storm: HISTORY_SIZE with history on (100, the service's default)",
+    )
+    sizes.add_argument(
+        "--storm-clients", type=int, help="storm: clients of the restarted process (1000)"
+    )
+    sizes.add_argument(
+        "--storm-rate", type=float, help="storm: messages/s published through the other (10)"
     )
     sizes.add_argument("--http-seconds", type=float, help="http: seconds measured per run (5)")
     sizes.add_argument("--http-connections", type=int, help="http: keep-alive connections (32)")
@@ -300,6 +335,33 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
             runner = lambda v: redis_recovery(space, clients, outage, timeout=30)  # noqa: E731
             plans.append(Plan(group, ["ours-redis"], runner))
 
+    if "history" in args.scenario and "ours-redis" in variants:
+        publishing = Publishing(
+            args.history_publishers,
+            args.history_seconds,
+            args.size,
+            warmup=0.3 if args.quick else 1.0,
+            idle=args.idle,
+        )
+        label = (
+            f"1 worker, history off / HISTORY_SIZE={args.history_size}: "
+            f"{args.history_publishers} publishers for {args.history_seconds:g} s, "
+            f"{args.size} B; paced {paced_label}"
+        )
+        params = {"publishing": publishing.__dict__, "paced": paced.__dict__}
+        group = Group("history", label, "history", params, HISTORY_VARIANTS[0])
+        history = lambda v: history_run(space, v, publishing, paced)  # noqa: E731
+        plans.append(Plan(group, list(HISTORY_VARIANTS), history))
+
+    if "storm" in args.scenario and "ours-redis" in variants:
+        storm = Storm(args.storm_clients, args.storm_rate, after=0.3 if args.quick else 1.0)
+        label = (
+            f"N={args.storm_clients} on one process, restarted (SIGTERM, start on the same port) "
+            f"while another publishes {args.storm_rate:g} msgs/s, HISTORY_SIZE={args.history_size}"
+        )
+        group = Group("storm", label, "storm", storm.__dict__)
+        plans.append(Plan(group, [STORM_VARIANT], lambda v: storm_run(space, storm)))
+
     if "http" in args.scenario:
         connections, seconds = args.http_connections, args.http_seconds
         warmup = 0.3 if args.quick else 1.0
@@ -333,6 +395,10 @@ def _brief(figures: dict[str, Any]) -> str:
         "healthy_reach",
         "requests_per_s",
         "recovery_s",
+        "publishes_per_s",
+        "cpu_us_per_frame",
+        "recovered_share",
+        "last_live_s",
         "wall_s",
     ):
         value = figures.get(key)
@@ -398,6 +464,8 @@ def connections_needed(args: argparse.Namespace) -> int:
         "slow": args.slow_clients + 1,
         "capacity": args.capacity_clients + 1,
         "redis": max(args.paced_clients + 1, args.recovery_clients),
+        "history": max(args.paced_clients + 1, args.history_publishers + 1),
+        "storm": args.storm_clients + 1,
         "http": args.http_connections,
     }
     return max((counts[name] for name in args.scenario), default=0)
@@ -430,7 +498,10 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="realtime-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     space = Workspace(
-        root=workdir, template=args.template.resolve(), redis_workers=args.redis_workers
+        root=workdir,
+        template=args.template.resolve(),
+        redis_workers=args.redis_workers,
+        history_size=args.history_size,
     )
     groups: list[Group] = []
     load_before = os.getloadavg()
@@ -458,7 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     for name in dict.fromkeys(v for g in groups for v in g.rows):
         if name in DESCRIPTIONS:
-            description = DESCRIPTIONS[name].format(redis_workers=space.redis_workers)
+            description = DESCRIPTIONS[name].format(
+                redis_workers=space.redis_workers, history_size=space.history_size
+            )
             print(f"#   {name}: {description}")
     print()
     for group in groups:

@@ -12,6 +12,11 @@ from cookiecutter.main import cookiecutter
 
 from tests.combinations import TEMPLATE
 
+# pytest options that leave out the pytest plugins of schemathesis and
+# Hypothesis, in the environments for test_serve.py's use alone (pyproject.toml
+# says why): for a pytest run in a bake, or the suite's own with its addopts emptied.
+NO_SCHEMATHESIS_PLUGINS = ("-p", "no:schemathesis", "-p", "no:hypothesispytest")
+
 
 def bake(answers: Mapping[str, Any], output_dir: Path) -> Path:
     """Render the template with `answers` (the rest default) and return the project folder."""

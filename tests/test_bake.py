@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from hooks.post_gen_project import LICENSE_DIR, excluded_paths, included_paths
-from tests.bakery import package_name, project_env, run
+from tests.bakery import NO_SCHEMATHESIS_PLUGINS, package_name, project_env, run
 from tests.combinations import Combination, toggles
 
 # "${{" is GitHub Actions' expression syntax, meant to reach the generated workflow.
@@ -126,6 +126,7 @@ def test_the_baked_projects_own_tests_pass(project: Path, python: Path, combinat
     # "-rap": the summary the project asks for (-ra), and each passed test, so that
     # what must run is seen to have run.
     command: list[str | Path] = [python, "-m", "pytest", "-q", "-rap", "-p", "no:cacheprovider"]
+    command += NO_SCHEMATHESIS_PLUGINS
     every_option = all(combination.answers[toggle] for toggle in toggles())
     if combination.answers["use_websockets"]:  # the bakes that declare the marker
         command += ["-m", "not browser or restart" if every_option else "not browser"]

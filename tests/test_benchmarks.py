@@ -2,8 +2,9 @@
 
 No timing is asserted: only that every client received every message (over the baked
 service's multiplexed, authenticated protocol as over the ceiling's one channel per socket),
-that every capacity connection was live, that the report has its structure, and that no
-process the harness started outlives it.
+that every capacity connection was live, that history off and on both deliver every publish
+and every client of a restarted process recovers from its last offset, that the report has
+its structure, and that no process the harness started outlives it.
 """
 
 from __future__ import annotations
@@ -105,3 +106,66 @@ def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tm
     }
     assert ceiling["channels"]["runs"] == ceiling["paced"]["runs"]
     assert "single-channel paced run" in channels["note"]
+
+
+@pytest.mark.long_running
+def test_quick_history_and_storm_compare_history_off_and_on_and_recover_every_client(
+    tmp_path: Path,
+) -> None:
+    report_path = tmp_path / "report.json"
+    workdir = tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--scenario", "history,storm",
+         "--variants", "ours-redis", "--json", str(report_path), "--workdir", str(workdir)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert processes_inside(workdir) == []
+
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    history, storm = report["groups"]
+    assert (history["scenario"], storm["scenario"]) == ("history", "storm")
+    for group in (history, storm):
+        assert f"== {group['scenario']}: {group['label']} ==" in done.stdout
+        for row in group["rows"]:
+            assert row["errors"] == [], (row["variant"], row["errors"])
+            # The goals that hold in every run (delivery, recovery); timed ones are not asserted.
+            assert all(goal["passed"] is True for goal in row["goals"]
+                       if goal["name"].endswith("(every run)")), row["goals"]  # fmt: skip
+
+    # History off, then on, each measured publishing and fanning out on its own process.
+    assert history["reference"] == "ours-redis-nohistory"
+    rows = {row["variant"]: row for row in history["rows"]}
+    assert list(rows) == ["ours-redis-nohistory", "ours-redis-history"]
+    for variant, row in rows.items():
+        (run,) = row["runs"]
+        assert run["publishes_measured"] > 0, (variant, run)
+        assert run["publish_errors"] == 0, (variant, run["publish_first_error"])
+        # Every acknowledged publish reached the subscriber, once each, in offset order.
+        assert run["publish_reach"] == 1.0, (variant, run)
+        assert run["publish_gaps"] == run["publish_duplicates"] == 0, (variant, run)
+        assert run["received"] == run["expected"] == history["params"]["paced"]["clients"] * run["published"]
+    # The variants really ran with history off and on: only one kept messages.
+    (off,), (on,) = rows["ours-redis-nohistory"]["runs"], rows["ours-redis-history"]["runs"]
+    assert off["history_kept"] == 0
+    assert on["history_kept"] == min(100, on["publishes_acked"])
+    ratios = rows["ours-redis-history"]["ratios"]
+    assert ratios["publishes_per_s"] > 0
+    goals = {goal["name"] for goal in rows["ours-redis-history"]["goals"]}
+    assert {"publishes/s >= 0.7x history off", "CPU/frame = 1.0 ± 0.1x history off"} <= goals
+
+    # The storm: every client back after the restart, caught up from its own offset.
+    ((row,),) = [storm["rows"]]
+    (run,) = row["runs"]
+    clients = storm["params"]["clients"]
+    assert run["clients"] == run["recovered_clients"] == run["back_live"] == clients, run
+    assert run["resumes"] >= clients
+    assert run["not_recovered"] == run["gaps"] == run["duplicates"] == run["resyncs"] == 0, run
+    assert run["failed_publishes"] == 0
+    # A fresh channel: its last offset is the number of messages published.
+    assert run["final_offset"] == run["published"] > 0
+    assert 0 < run["median_live_s"] <= run["last_live_s"]
+    assert run["cpu_s"] > 0
+    assert run["startup_cpu_s"] > 0
+    (goal,) = row["goals"]
+    assert goal == {"name": "every client recovered (every run)", "value": 1.0, "passed": True}

@@ -23,7 +23,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.bakery import package_name, run
+from tests.bakery import NO_SCHEMATHESIS_PLUGINS, package_name, run
 from tests.combinations import TEMPLATE, Combination, supported, toggles
 from tests.conftest import selected
 from tests.ecosystem_checks import (
@@ -496,6 +496,7 @@ def _collected(arguments: list[str]) -> set[str]:
     """The node ids pytest collects with `arguments`, in one process (no xdist)."""
     # Emptied addopts: their -v would turn the id list into a tree.
     command = [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider"]
+    command += NO_SCHEMATHESIS_PLUGINS
     output = run([*command, *arguments, "--collect-only", "-q"], TEMPLATE, env=_clean_env(), timeout=120)
     return {line for line in output.splitlines() if "::" in line}
 

@@ -10,7 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["broadcast", "slow", "capacity", "http", "recovery", "suite"]
+Kind = Literal["broadcast", "slow", "capacity", "http", "recovery", "history", "storm", "suite"]
+
+# history: the ratio history on / off of the paced CPU per frame counts as unchanged inside
+# 1.0 +/- this (benchmarks/README.md, "Goals", says why).
+CPU_NOISE = 0.1
 
 
 @dataclass
@@ -114,6 +118,32 @@ class Group:
                 ),
                 _at_least("connects/s >= 0.5x ceiling", self.ratio(variant, "connects_per_s"), 0.5),
             ]
+        if self.kind == "history":
+            goals = [
+                _at_least("every publish delivered (every run)", row.minimum("publish_reach"), 1.0),
+                _at_least("paced reach = 1.0 (every run)", row.minimum("reach"), 1.0),
+            ]
+            if variant != self.reference:
+                goals.append(
+                    _at_least(
+                        "publishes/s >= 0.7x history off",
+                        self.ratio(variant, "publishes_per_s"),
+                        0.7,
+                    )
+                )
+                goals.append(
+                    _within(
+                        f"CPU/frame = 1.0 ± {CPU_NOISE}x history off",
+                        self.ratio(variant, "cpu_us_per_frame"),
+                        1.0 - CPU_NOISE,
+                        1.0 + CPU_NOISE,
+                    )
+                )
+            return goals
+        if self.kind == "storm":
+            return [
+                _at_least("every client recovered (every run)", row.minimum("recovered_share"), 1.0)
+            ]
         if self.kind == "suite":
             return [_below("whole matrix < 90 s", row.median("wall_s"), 90.0)]
         if self.kind == "http" and variant != self.reference:
@@ -156,12 +186,18 @@ def _below(name: str, value: float | None, limit: float) -> Goal:
     return Goal(name, value, None if value is None else value < limit)
 
 
+def _within(name: str, value: float | None, low: float, high: float) -> Goal:
+    return Goal(name, value, None if value is None else low <= value <= high)
+
+
 RATIO_KEYS: dict[Kind, tuple[str, ...]] = {
     "broadcast": ("frames_per_s", "p50_ms", "p99_ms", "cpu_us_per_frame", "rss_after_mib"),
     "slow": (),
     "capacity": ("connects_per_s", "cpu_us_per_connection", "kib_per_connection"),
     "http": ("requests_per_s", "cpu_us_per_request"),
     "recovery": (),
+    "history": ("publishes_per_s", "cpu_us_per_publish", "cpu_us_per_frame", "p99_ms"),
+    "storm": (),
     "suite": (),
 }
 
@@ -225,6 +261,18 @@ def _spread(group: Group, row: Row) -> str:
     return "/".join(str(count) for count in spreads[0]) if spreads else ""
 
 
+def _out_of(key: str, total_key: str) -> Callable[[Group, Row], str]:
+    """`key` out of `total_key` (medians), as "998/1000"."""
+
+    def show(group: Group, row: Row) -> str:
+        value, total = row.median(key), row.median(total_key)
+        if value is None or total is None:
+            return "-"
+        return f"{value:.0f}/{total:.0f}"
+
+    return show
+
+
 def _closed(group: Group, row: Row) -> str:
     entry = row.stats().get("slow_closed")
     total = row.median("slow_clients")
@@ -279,6 +327,32 @@ COLUMNS: dict[Kind, list[Column]] = {
         ("outage s", _figure("outage_s")),
         ("client reconnects", _figure("client_reconnects")),
         ("failed publishes", _figure("failed_publishes_during_outage")),
+    ],
+    "history": [
+        ("publishes/s", _figure("publishes_per_s")),
+        ("CPU us/publish", _figure("cpu_us_per_publish")),
+        ("Redis us/publish", _figure("redis_cpu_us_per_publish")),
+        ("delivered", _figure("publish_reach", 4)),
+        ("paced reach", _figure("reach", 4)),
+        ("CPU us/frame", _figure("cpu_us_per_frame")),
+        ("p99 ms", _figure("p99_ms")),
+        ("pub/s x off", _ratio("publishes_per_s")),
+        ("CPU/pub x off", _ratio("cpu_us_per_publish")),
+        ("CPU/frame x off", _ratio("cpu_us_per_frame")),
+    ],
+    "storm": [
+        ("recovered", _out_of("recovered_clients", "clients")),
+        ("last live s", _figure("last_live_s")),
+        ("median live s", _figure("median_live_s")),
+        ("serving s", _figure("serving_s")),
+        ("CPU s", _figure("cpu_s")),
+        ("startup CPU s", _figure("startup_cpu_s")),
+        ("CPU ms/client", _figure("cpu_ms_per_client")),
+        ("failed attempts", _figure("failed_attempts")),
+        ("refused", _figure("refused_attempts")),
+        ("gaps", _figure("gaps")),
+        ("dups", _figure("duplicates")),
+        ("not recovered", _figure("not_recovered")),
     ],
     "suite": [
         ("wall s", _figure("wall_s")),

@@ -22,8 +22,11 @@ LOG_LEVEL = "warning"  # no access log lines: they would be counted as the serve
 
 WS_VARIANTS = ("ceiling", "tutorial", "broadcaster", "ours", "ours-redis")
 HTTP_VARIANTS = ("bare", "ours-http")
+# The Redis bake at one worker with history off (HISTORY_SIZE=0: offsets only) and on
+# (`Workspace.history_size`): the history scenario compares them.
+HISTORY_VARIANTS = ("ours-redis-nohistory", "ours-redis-history")
 # The baked service's variants: they speak the multiplexed protocol of `WS /ws`.
-SERVICE_VARIANTS = ("ours", "ours-redis", "ours-http")
+SERVICE_VARIANTS = ("ours", "ours-redis", "ours-http", *HISTORY_VARIANTS)
 PROBE_CHANNEL = "warmup-probe"
 
 # The baked service's limits, set so that they never shape a benchmark (each is still checked
@@ -40,7 +43,7 @@ SERVICE_LIMITS = {
 }
 # The service reads these (and every setting) from the environment: the harness's own
 # environment must not configure it.
-_SERVICE_SETTINGS = ("AUTH_", "WS_", "REDIS_", "DOCS_", "DEMO_")
+_SERVICE_SETTINGS = ("AUTH_", "WS_", "REDIS_", "HISTORY_", "DOCS_", "DEMO_")
 _SERVICE_NAMES = {"ENVIRONMENT", "HOST", "PORT", "LOG_LEVEL"}
 
 # Format strings ({redis_workers} is filled in, other braces doubled).
@@ -50,6 +53,8 @@ DESCRIPTIONS = {
     "broadcaster": "encode/broadcaster README chat pattern, memory backend",
     "ours": "baked service, in-memory, 1 worker, authentication on",
     "ours-redis": "baked service with Redis, {redis_workers} uvicorn worker(s), authentication on",
+    "ours-redis-nohistory": "baked service with Redis, 1 worker, HISTORY_SIZE=0 (history off)",
+    "ours-redis-history": "baked service with Redis, 1 worker, HISTORY_SIZE={history_size}",
     "bare": "bare FastAPI app, GET /health -> {{'status': 'ok'}}",
     "ours-http": "baked service's GET /health",
 }
@@ -142,6 +147,8 @@ class Workspace:
     issuer: Issuer = field(default_factory=Issuer)
     # uvicorn workers of the `ours-redis` variant.
     redis_workers: int = 2
+    # HISTORY_SIZE of `ours-redis-history` (and of the storm's service).
+    history_size: int = 100
 
     @property
     def logs(self) -> Path:
@@ -216,12 +223,19 @@ def _package(src: Path) -> str:
 
 
 async def launch(
-    variant: str, space: Workspace, redis: Redis | None = None, timeout: float = 30.0
+    variant: str,
+    space: Workspace,
+    redis: Redis | None = None,
+    timeout: float = 30.0,
+    *,
+    port: int | None = None,
+    workers: int | None = None,
 ) -> Server:
-    """Start `variant` on a free port and return once it serves WebSockets (or HTTP)."""
-    port = procs.free_port()
+    """Start `variant` on `port` (default: a free one) and return once it serves WebSockets
+    (or HTTP). `workers` overrides the uvicorn workers of `ours-redis`."""
+    port = port or procs.free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "WORKERS", "PYTHONPATH"}}
-    workers = 1
+    count = 1  # worker processes
     wire: Wire = ChannelPerSocket(f"ws://127.0.0.1:{port}")
     # Every server runs inside the workspace: no stray .env is read, and a process
     # left behind would be easy to find (its cwd is under the workspace).
@@ -235,7 +249,7 @@ async def launch(
     elif variant == "bare":
         argv = _uvicorn("bare:app", port, "--app-dir", str(SERVERS))
     elif variant in SERVICE_VARIANTS:
-        src = space.bake(with_redis=variant == "ours-redis")
+        src = space.bake(with_redis=variant.startswith("ours-redis"))
         package = _package(src)
         env = {
             k: v
@@ -252,16 +266,19 @@ async def launch(
         else:
             argv = [space.python, "-m", package]
             env.update(HOST="127.0.0.1", PORT=str(port), LOG_LEVEL=LOG_LEVEL)
-            if variant == "ours-redis":
-                workers = space.redis_workers
+            if variant.startswith("ours-redis"):
+                count = workers or (space.redis_workers if variant == "ours-redis" else 1)
                 redis = redis or await space.shared_redis()
-                env.update(REDIS_URL=redis.url, WORKERS=str(workers))
+                env.update(REDIS_URL=redis.url, WORKERS=str(count))
+                if variant in HISTORY_VARIANTS:
+                    on = variant == "ours-redis-history"
+                    env["HISTORY_SIZE"] = str(space.history_size if on else 0)
             else:
                 env["WORKERS"] = "1"
     else:
         raise ValueError(f"unknown variant {variant!r}")
     process = procs.start(f"{variant}-{port}", argv, env=env, cwd=cwd, log_dir=space.logs)
-    server = Server(variant, process, port, wire, workers)
+    server = Server(variant, process, port, wire, count)
     try:
         await procs.wait_for_port(process, port, timeout)
         if variant not in HTTP_VARIANTS:

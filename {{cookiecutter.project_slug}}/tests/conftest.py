@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -45,6 +46,29 @@ def _test_client_host_trusted() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRUSTED_HOSTS", "localhost,127.0.0.1,::1,testserver")
         yield
+
+
+@pytest.fixture
+def refusal(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str], str]:
+    """`refusal(VARIABLE, value)`: the one line the process stops with when the
+    variable is set to the value; fails the test unless it is one line naming it."""
+
+    def refuse(variable: str, written: str) -> str:
+        monkeypatch.setenv(variable, written)
+        monkeypatch.chdir(Path(__file__).parent)  # no developer's .env
+        get_settings.cache_clear()
+        try:
+            with pytest.raises(SystemExit) as exited:
+                get_settings()
+        finally:
+            get_settings.cache_clear()
+        message = exited.value.code
+        assert isinstance(message, str)
+        assert len(message.splitlines()) == 1, message
+        assert message.startswith(f"error: {variable}: "), message
+        return message
+
+    return refuse
 
 
 @pytest.fixture

@@ -46,6 +46,9 @@ class RedisServer:
         self._directory = directory
         self._process: subprocess.Popen[bytes] | None = None
         self.port = _free_port()
+        # Whether it keeps its data across a restart: an append-only file, each
+        # write synced before its reply (Redis's most durable setting).
+        self.persistent = False
 
     @property
     def url(self) -> str:
@@ -61,7 +64,8 @@ class RedisServer:
                 [
                     self._executable,
                     *("--port", str(self.port), "--bind", "127.0.0.1"),
-                    *("--save", "", "--appendonly", "no"),
+                    *("--save", "", "--appendonly", "yes" if self.persistent else "no"),
+                    *("--appendfsync", "always"),
                     *("--dir", str(self._directory), "--logfile", str(log)),
                 ],
                 stdin=subprocess.DEVNULL,

@@ -19,7 +19,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from .live import WAIT
-from .service_process import ServiceProcess
+from .services import services
 
 pytest_plugins = ["tests.redis_server", "tests.browser"]
 pytestmark = [pytest.mark.anyio, pytest.mark.browser, pytest.mark.restart]
@@ -36,13 +36,7 @@ async def test_through_a_restart_of_its_server_the_page_shows_every_message_once
     redis_url: str, tmp_path: Path, page: Page
 ) -> None:
     channel = f"restart-{uuid.uuid4().hex[:12]}"
-    serving = ServiceProcess(redis_url, tmp_path)
-    publishing = ServiceProcess(redis_url, tmp_path)
-    try:
-        for service in (serving, publishing):  # both boot at once
-            await service.spawn()
-        for service in (serving, publishing):
-            await service.wait_listening()
+    async with services(2, redis_url, tmp_path) as (serving, publishing):
         await page.goto(serving.http("/"))
         await page.click("#connect")
         await page.locator("#status.live").wait_for()
@@ -85,6 +79,3 @@ async def test_through_a_restart_of_its_server_the_page_shows_every_message_once
         notes = channel_log.locator("li.note")
         await expect(notes.filter(has_text="Connection lost (1012")).to_have_count(1)
         await expect(notes.filter(has_text="Reconnected: recovered every message")).to_have_count(1)
-    finally:
-        for service in (serving, publishing):
-            await service.stop()

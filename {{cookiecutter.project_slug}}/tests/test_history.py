@@ -142,6 +142,18 @@ def test_recovery_needs_the_same_epoch_and_every_message_after_since(
     assert kept.recovers(since) is recovers
 
 
+@pytest.mark.parametrize("since", [1, 2, 3])
+@pytest.mark.parametrize("last", [1, 2, 3, 4])
+def test_a_run_of_messages_that_stops_short_of_the_position_recovers_nothing(
+    since: int, last: int
+) -> None:
+    # As a read returns it when a kept entry fails its check: the run ends before it.
+    run = [(offset, str(offset)) for offset in range(since + 1, last + 1)]
+    assert not History(Position(5, "e"), run).recovers(Position(since, "e"))
+    whole = [(offset, str(offset)) for offset in range(since + 1, 6)]
+    assert History(Position(5, "e"), whole).recovers(Position(since, "e"))
+
+
 # --- Recovery on subscribe, over a real socket ------------------------------------
 
 

@@ -19,6 +19,7 @@ from {{ cookiecutter.package_name }}.auth.tokens import mint
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from .documented import assert_documented
 from .live import WAIT, Live, joined, receive, serve
 
 pytestmark = pytest.mark.anyio
@@ -67,13 +68,14 @@ async def test_publishing_without_a_token_is_401_with_a_bearer_challenge(
     ids=["wrong-signature", "expired", "junk", "not-bearer", "no-token"],
 )
 async def test_publishing_with_a_bad_token_is_401(
-    http: httpx2.AsyncClient, authorization: str
+    live: Live, http: httpx2.AsyncClient, authorization: str
 ) -> None:
     response = await http.post(
         "/channels/open-door/messages", json="hi", headers={"Authorization": authorization}
     )
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
+    assert_documented(live.app.openapi(), "POST", "/channels/{channel}/messages", response)
 
 
 async def test_publishing_where_the_token_does_not_allow_is_403_and_delivers_nothing(
@@ -84,6 +86,7 @@ async def test_publishing_where_the_token_does_not_allow_is_403_and_delivers_not
         refused = await http.post("/channels/desk/messages", json="no", headers=publisher("den"))
         assert refused.status_code == 403
         assert "desk" in refused.json()["detail"]
+        assert_documented(live.app.openapi(), "POST", "/channels/{channel}/messages", refused)
         accepted = await http.post("/channels/desk/messages", json="yes", headers=publisher("d*"))
         assert accepted.status_code == 202
         assert accepted.json()["channel"] == "desk"

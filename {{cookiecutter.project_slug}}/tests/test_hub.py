@@ -16,9 +16,10 @@ from collections.abc import AsyncIterator
 import pytest
 from starlette.types import Message
 
+from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
 from {{ cookiecutter.package_name }}.broadcast.client import Client, Send
-from {{ cookiecutter.package_name }}.broadcast.envelope import draft, json_text
-from {{ cookiecutter.package_name }}.broadcast.history import MemoryHistory
+from {{ cookiecutter.package_name }}.broadcast.envelope import Position, draft, json_text
+from {{ cookiecutter.package_name }}.broadcast.history import History, MemoryHistory
 from {{ cookiecutter.package_name }}.broadcast.hub import Hub, HubFull, HubStopped
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 
@@ -321,3 +322,227 @@ async def test_memory_stays_bounded_however_many_channel_names_are_published_to(
     retained_few = await retained_after_publishing_to(few)
     retained_many = await retained_after_publishing_to(many)
     assert retained_many < 2 * retained_few, (retained_few, retained_many)
+
+
+# --- Recovery when interruptions meet reads -------------------------------------
+
+
+async def test_what_a_history_read_sent_is_not_sent_again_when_its_delivery_comes_late(
+    hub: Hub, backend: MemoryBackend
+) -> None:
+    wire = Wire()
+    await join_as(hub, wire, "a")
+    await publish(hub, 1)
+    await wire.until(1)
+    # With Redis, the reply to a read comes on another connection than the
+    # pub/sub messages, and can overtake them: 2 and 3 are read before delivered.
+    stored = [
+        backend.history_store.append("room", draft("room", "elsewhere", "test", json_text(n)))
+        for n in (2, 3)
+    ]
+    epoch = stored[0][0].epoch
+    recovering = hub.connect(wire.send_for("recovering"))
+    plain = hub.connect(wire.send_for("plain"))
+    recovered = await hub.subscribe(recovering, "room", Position(1, epoch))
+    replied = await hub.subscribe(plain, "room")
+    assert recovered is not None
+    assert replied is not None
+    assert (recovered.recovered, replied.position.offset) == (True, 3)
+    for position, text in stored:
+        hub.deliver("room", text, position)
+    await publish(hub, 4)
+    await wire.until(4 + 3 + 1)
+    assert offsets_of(wire, "a") == [1, 2, 3, 4]
+    assert offsets_of(wire, "recovering") == [2, 3, 4]
+    assert offsets_of(wire, "plain") == [4], "after the offset its reply named"
+
+
+class Paused(MemoryBackend):
+    """The in-memory backend with history reads a test can hold at a gate, or fail.
+
+    While `gate` is clear a read waits there (`waiting` says one does), and
+    reads Redis's state as it is once the gate opens: a reply in flight while
+    the subscriber connection drops; `answered` is set once it has read.
+    `failures` is how many reads still fail, as they do while Redis is slow
+    or a pooled connection turned out dead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.waiting = asyncio.Event()
+        self.answered = asyncio.Event()
+        self.failures = 0
+
+    async def history(self, channel: str, since: int | None, limit: int | None = None) -> History:
+        if not self.gate.is_set():
+            self.waiting.set()
+            await self.gate.wait()
+            self.waiting.clear()
+        if self.failures:
+            self.failures -= 1
+            raise BroadcastUnavailable("read failed")
+        history = await super().history(channel, since, limit)
+        self.answered.set()
+        return history
+
+
+@pytest.fixture
+def paused() -> Paused:
+    return Paused()
+
+
+@pytest.fixture
+async def paused_hub(paused: Paused) -> AsyncIterator[Hub]:
+    hub = Hub(paused, queue_size=100, send_timeout=WAIT)
+    await hub.start()
+    yield hub
+    await hub.stop(deadline=0)
+
+
+def offsets_of(wire: Wire, name: str) -> list[object]:
+    return [f["offset"] for who, f in wire.frames if who == name and f["type"] == "message"]
+
+
+@pytest.mark.parametrize("since", [None, 2])
+async def test_a_subscribe_whose_history_read_spans_an_interruption_repeats_nothing(
+    paused_hub: Hub, paused: Paused, since: int | None
+) -> None:
+    hub = paused_hub
+    wire = Wire()
+    await join_as(hub, wire, "a")
+    await publish(hub, 1, 2)
+    await wire.until(2)
+    epoch = (await paused.history("room", None)).position.epoch
+    b = hub.connect(wire.send_for("b"))
+    paused.gate.clear()
+    joining = asyncio.create_task(
+        hub.subscribe(b, "room", None if since is None else Position(since, epoch))
+    )
+    async with asyncio.timeout(WAIT):
+        await paused.waiting.wait()
+    # The subscriber connection drops while the read is on its way; it reads
+    # what was published meanwhile, which the hub's channel has not had.
+    hub.interrupted()
+    missed(paused, "room", 3, 4)
+    paused.gate.set()
+    hub.resumed()
+    async with asyncio.timeout(WAIT):
+        outcome = await joining
+    assert outcome is not None
+    assert outcome.position.offset == 4
+    await publish(hub, 5)
+    await wire.until(5 + (3 if since is not None else 1))
+    assert offsets_of(wire, "a") == [1, 2, 3, 4, 5]
+    assert offsets_of(wire, "b") == ([3, 4, 5] if since is not None else [5])
+
+
+async def test_an_interruption_during_the_catching_up_loses_nothing(
+    paused_hub: Hub, paused: Paused
+) -> None:
+    hub = paused_hub
+    wire = Wire()
+    await join_as(hub, wire, "a")
+    await publish(hub, 1)
+    await wire.until(1)
+    hub.interrupted()
+    missed(paused, "room", 2)
+    paused.gate.clear()
+    hub.resumed()
+    async with asyncio.timeout(WAIT):
+        await paused.waiting.wait()
+    hub.interrupted()  # lost again before the catching up read the history
+    paused.answered.clear()
+    paused.gate.set()
+    # The catching up that was on its way reads while disconnected (it handles
+    # the answer in the step it arrives): what is published from here until
+    # the next `resumed` must not be skipped.
+    async with asyncio.timeout(WAIT):
+        await paused.answered.wait()
+    missed(paused, "room", 3)
+    hub.resumed()
+    await publish(hub, 4)
+    await wire.until(4)
+    assert offsets_of(wire, "a") == [1, 2, 3, 4]
+    assert "resync" not in wire.of("a")
+
+
+async def test_a_catching_up_read_that_fails_while_connected_is_tried_again(
+    paused_hub: Hub, paused: Paused
+) -> None:
+    hub = paused_hub
+    wire = Wire()
+    await join_as(hub, wire, "a")
+    await publish(hub, 1)
+    await wire.until(1)
+    hub.interrupted()
+    missed(paused, "room", 2)
+    paused.failures = 2  # Redis answers the reads only after a while
+    hub.resumed()
+    await publish(hub, 3)
+    await wire.until(3)
+    assert offsets_of(wire, "a") == [1, 2, 3]
+
+
+async def test_the_last_subscriber_leaving_while_another_reads_history_keeps_the_channel(
+    paused_hub: Hub, paused: Paused
+) -> None:
+    hub = paused_hub
+    wire = Wire()
+    a = await join_as(hub, wire, "a")
+    await publish(hub, 1)
+    await wire.until(1)
+    b = hub.connect(wire.send_for("b"))
+    paused.gate.clear()
+    joining = asyncio.create_task(hub.subscribe(b, "room", None))
+    async with asyncio.timeout(WAIT):
+        await paused.waiting.wait()
+    await hub.unsubscribe(a, "room")
+    assert paused.channels == {"room"}, "b is joining: the backend keeps the channel"
+    paused.gate.set()
+    async with asyncio.timeout(WAIT):
+        await joining
+    await publish(hub, 2)
+    await wire.until(2)
+    assert wire.of("b") == [2]
+
+
+async def test_a_client_that_leaves_during_its_history_read_leaves_nothing_behind(
+    paused_hub: Hub, paused: Paused
+) -> None:
+    hub = paused_hub
+    wire = Wire()
+    b = hub.connect(wire.send_for("b"))
+    paused.gate.clear()
+    joining = asyncio.create_task(hub.subscribe(b, "room", None))
+    async with asyncio.timeout(WAIT):
+        await paused.waiting.wait()
+    await hub.disconnect(b)
+    paused.gate.set()
+    async with asyncio.timeout(WAIT):
+        assert await joining is None
+    assert paused.channels == frozenset()
+    assert hub.stats().channels == {}
+
+
+async def test_a_channel_whose_last_client_leaves_during_the_catching_up_is_let_go(
+    paused_hub: Hub, paused: Paused
+) -> None:
+    hub = paused_hub
+    wire = Wire()
+    a = await join_as(hub, wire, "a")
+    stays = await join_as(hub, wire, "stays", "other")
+    hub.interrupted()
+    missed(paused, "other", 1)
+    paused.gate.clear()
+    hub.resumed()
+    async with asyncio.timeout(WAIT):
+        await paused.waiting.wait()
+    await hub.disconnect(a)
+    paused.gate.set()
+    await wire.until(1)
+    assert wire.of("stays") == [1]
+    assert paused.channels == {"other"}
+    assert hub.stats().channels == {"other": 1}
+    await hub.disconnect(stays)

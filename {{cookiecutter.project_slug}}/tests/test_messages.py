@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from .documented import assert_documented
 from .live import WAIT, Live, Outage, joined, receive, serve, use_backend
 
 pytestmark = pytest.mark.anyio
@@ -64,21 +65,37 @@ async def test_a_bad_channel_name_is_422(http: httpx2.AsyncClient, channel: str)
     assert response.status_code == 422
 
 
-@pytest.mark.parametrize("body", [b"{", b"NaN", b"\xff"], ids=["truncated", "nan", "not-utf8"])
-async def test_a_body_that_is_not_json_is_422(http: httpx2.AsyncClient, body: bytes) -> None:
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [(b"{", "not valid JSON"), (b"NaN", "NaN is not JSON"), (b"\xff", "not UTF-8")],
+    ids=["truncated", "nan", "not-utf8"],
+)
+async def test_a_body_that_is_not_json_is_422_json_invalid(
+    http: httpx2.AsyncClient, body: bytes, reason: str
+) -> None:
     response = await http.post(
         "/channels/news/messages", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
-    assert response.json()["detail"].startswith("body:")
+    [error] = response.json()["detail"]
+    assert error["type"] == "json_invalid"
+    assert reason in error["ctx"]["error"]
 
 
-async def test_a_body_that_is_not_declared_json_is_415(http: httpx2.AsyncClient) -> None:
+async def test_a_body_that_is_not_declared_json_is_422_naming_the_content_type(
+    http: httpx2.AsyncClient,
+) -> None:
     # A page on another site can POST text/plain without a preflight; not here.
     response = await http.post(
         "/channels/news/messages", content=b"{}", headers={"content-type": "text/plain"}
     )
-    assert response.status_code == 415
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert (error["type"], error["loc"], error["input"]) == (
+        "content_type",
+        ["header", "content-type"],
+        "text/plain",
+    )
 
 
 async def test_a_body_over_the_limit_is_413(http: httpx2.AsyncClient) -> None:
@@ -95,6 +112,7 @@ async def test_publishing_while_the_backend_is_down_is_503_at_once() -> None:
         response = await http.post("/channels/news/messages", json={})
         assert response.status_code == 503
         assert response.json() == {"detail": "broadcast unavailable: try again later"}
+        assert_documented(app.openapi(), "POST", "/channels/{channel}/messages", response)
         ready = await http.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["broadcast"] == "failing"

@@ -13,6 +13,8 @@ from {{ cookiecutter.package_name }}.auth.tokens import mint
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from .documented import assert_documented
+
 # Every wait here is on a condition, bounded by this many seconds.
 WAIT = 10.0
 
@@ -68,10 +70,12 @@ def test_an_invalid_notification_is_refused_with_422(
     assert response.status_code == 422
 
 
-def test_an_unknown_job_is_404(client: TestClient) -> None:
+def test_an_unknown_job_is_the_documented_404(client: TestClient) -> None:
     response = client.get("/jobs/nope")
     assert response.status_code == 404
     assert "nope" in response.json()["detail"]
+    schema = create_app(Settings(_env_file=None)).openapi()
+    assert_documented(schema, "GET", "/jobs/{job_id}", response)
 
 
 # --- With authentication on ---------------------------------------------------

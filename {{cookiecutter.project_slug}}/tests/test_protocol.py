@@ -169,11 +169,11 @@ def test_only_connect_has_no_id_to_answer() -> None:
 
 def test_a_reply_echoes_the_id_and_carries_its_fields() -> None:
     assert json.loads(protocol.reply(1)) == {"type": "reply", "id": 1}
-    assert json.loads(protocol.reply("a", channel="c", seq=2)) == {
+    assert json.loads(protocol.reply("a", channel="c", offset=2)) == {
         "type": "reply",
         "id": "a",
         "channel": "c",
-        "seq": 2,
+        "offset": 2,
     }
 
 

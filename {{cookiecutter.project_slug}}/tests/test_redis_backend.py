@@ -465,3 +465,18 @@ async def test_the_prefix_keeps_deployments_on_one_redis_apart(
         assert one_seen.positions(channel)[0].offset == two_seen.positions(channel)[0].offset == 1
         await one.unsubscribe(channel)
         assert await subscribers(redis, one, channel) == 0
+
+
+async def test_more_commands_at_once_than_connections_wait_for_one_instead_of_failing(
+    redis_url: str, channel: str
+) -> None:
+    # A thousand clients subscribing with `since` after a restart read history
+    # all at once; redis-py's default pool fails every command past its 100th.
+    async with started(redis_url) as (backend, _):
+        reads = [backend.history(f"{channel}-{n}", 0) for n in range(300)]
+        publishes = [backend.publish(channel, envelope(channel, str(n))) for n in range(300)]
+        results = await asyncio.gather(*reads, *publishes, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert failures == []
+    offsets = sorted(r.offset for r in results[300:] if isinstance(r, Position))
+    assert offsets == list(range(1, 301))

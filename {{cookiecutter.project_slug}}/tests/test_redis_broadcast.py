@@ -7,7 +7,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -20,8 +20,19 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, Live, command, connected, joined, published, receive, serve, subscribed
-from .service_process import ServiceProcess
+from .live import (
+    WAIT,
+    Live,
+    command,
+    connected,
+    joined,
+    published,
+    receive,
+    serve,
+    subscribed,
+    until,
+)
+from .services import ServiceProcess, services
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
     from .redis_server import RedisServer
@@ -48,16 +59,6 @@ def redis_settings(redis_url: str) -> Settings:
 def channel() -> str:
     """A channel name of this test's own: the session's Redis is shared."""
     return f"test-{uuid.uuid4().hex}"
-
-
-async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll `condition` until it holds; fail after WAIT seconds."""
-    async with asyncio.timeout(WAIT):
-        # Each poll is a request to the service or to Redis: nothing to await instead.
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.05)  # between polls of the condition, not in place of one
 
 
 async def ready(http: httpx2.AsyncClient) -> tuple[int, list[str]]:
@@ -167,16 +168,8 @@ async def two_services(
     """Two service processes on the session's Redis, shared by the module's tests
     (each on channels of its own): starting them is most of a test's time."""
     directory = tmp_path_factory.mktemp("services")
-    services = [ServiceProcess(redis_url, directory, REDIS_TIMEOUT=str(TIMEOUT)) for _ in range(2)]
-    try:
-        for service in services:  # both boot at once
-            await service.spawn()
-        for service in services:
-            await service.wait_listening()
-        yield services
-    finally:
-        for service in services:
-            await service.stop()
+    async with services(2, redis_url, directory, REDIS_TIMEOUT=str(TIMEOUT)) as started:
+        yield started
 
 
 async def test_messages_published_on_either_process_reach_clients_of_both_in_publish_order(

@@ -72,7 +72,8 @@ async def get_hub(connection: HTTPConnection) -> Hub:
 
 
 async def get_redis(request: Request) -> Redis:
-    # 503, not 500: the service runs without Redis, this endpoint cannot.
+    # Routes that need Redis are served only when REDIS_URL is set (main.py);
+    # one that asks for it anyway gets 503, not 500: the service runs without it.
     client: Redis | None = request.app.state.redis
     if client is None:
         raise HTTPException(503, "Redis is not configured (set REDIS_URL)")

@@ -21,12 +21,18 @@ ECHOED = 64
 
 
 async def short_validation_errors(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 answer, with each bad input cut to ECHOED characters of its JSON."""
+    """FastAPI's 422 answer, with each bad input cut to ECHOED characters of its JSON.
+
+    An input holding NaN or Infinity is echoed as its text: a JSON answer cannot carry it.
+    """
     errors: list[dict[str, Any]] = []
     raw = exc.errors() if isinstance(exc, RequestValidationError) else []
     for error in jsonable_encoder(raw):
         if "input" in error:
-            text = json.dumps(error["input"])
+            try:
+                text = json.dumps(error["input"], allow_nan=False)
+            except ValueError:  # NaN or Infinity (Python's json reads them): JSON has none
+                error["input"] = text = json.dumps(error["input"])
             if len(text) > ECHOED:
                 error["input"] = text[:ECHOED] + "..."
         errors.append(error)

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 
 from . import __version__
 {%- if cookiecutter.use_websockets %}
@@ -28,6 +29,7 @@ from .broadcast.memory import memory_backend
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
 {%- endif %}
+from .errors import http_error
 from .handshake import not_found
 from .head import HeadAsGet
 from .hosts import ANY, TrustedHosts
@@ -98,7 +100,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(notifications_router)
 {%- endif %}
 {%- if cookiecutter.use_redis %}
-    app.include_router(counters_router)
+    # Only with a Redis to count in: the schema offers no route that could
+    # only answer 503 (a client generated from it would call it all the same).
+    if settings.redis_url is not None:
+        app.include_router(counters_router)
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
     app.include_router(messages.router)
@@ -113,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Added last, so outermost: every request and handshake passes it first.
         app.add_middleware(TrustedHosts, patterns=settings.hosts)
     app.add_exception_handler(RequestValidationError, short_validation_errors)
+    app.add_exception_handler(HTTPException, http_error)
     return app
 
 

@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -25,14 +25,18 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
+def create_redis(url: str, *, timeout: float = 2.0, max_connections: int = 50) -> Redis:
     """A client for `url` (redis://, rediss:// or unix://); use it as `async with` to close it.
 
     It connects on first use, so Redis being down does not fail startup;
-    `redis_check` reports it instead. Replies are decoded to `str`.
+    `redis_check` reports it instead. Replies are decoded to `str`. At most
+    `max_connections` commands run at once; more wait up to `timeout` seconds
+    for a connection (redis-py's default pool would fail them at once).
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
@@ -42,6 +46,7 @@ def create_redis(url: str, *, timeout: float = 2.0) -> Redis:
         # Redis restart closed). One immediate retry, on a connection error only.
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
+    return Redis.from_pool(pool)
 
 
 def redis_check(client: Redis, timeout: float = 1.0) -> Check:
@@ -65,10 +70,10 @@ async def managed_redis(settings: Settings, readiness: Readiness) -> AsyncIterat
     """The app's client for `REDIS_URL`, checked by `/ready` while open; closed on exit.
 
     Yields None, and says so in the log, when `REDIS_URL` is not set: the
-    endpoints that need Redis then answer 503 (see `deps.get_redis`).
+    routes that need Redis are then not served (see `main.create_app`).
     """
     if settings.redis_url is None:
-        logger.info("REDIS_URL is not set: no Redis client; endpoints that need one answer 503")
+        logger.info("REDIS_URL is not set: no Redis client, and no routes that need one")
         yield None
         return
     async with create_redis(settings.redis_url, timeout=settings.redis_timeout) as client:

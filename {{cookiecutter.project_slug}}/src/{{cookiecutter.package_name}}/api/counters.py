@@ -1,4 +1,8 @@
-"""POST /counters/{name}: a counter in Redis, shared by every process; an example of `RedisDep`."""
+"""POST /counters/{name}: a counter in Redis, shared by every process; an example of `RedisDep`.
+
+`create_app` includes this router only when REDIS_URL is set: a route that
+needs Redis is not offered, in the schema or at all, by a service without it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from ..deps import RedisDep, SettingsDep
+from ..errors import error
 
 router = APIRouter(tags=["counters"])
 
@@ -30,10 +35,10 @@ class Counter(BaseModel):
 
 @router.post(
     "/counters/{name}",
-    responses={503: {"description": "Redis is not configured (REDIS_URL) or unreachable"}},
+    responses=error(503, "Redis did not answer within REDIS_TIMEOUT"),
 )
 async def increment_counter(name: Name, redis: RedisDep, settings: SettingsDep) -> Counter:
-    """Add one to the counter `name` (created at 0) and return its new value; 503 without Redis.
+    """Add one to the counter `name` (created at 0) and return its new value; 503 if Redis fails.
 
     The counter is the Redis key `<REDIS_PREFIX>:counters:<name>`.
     """

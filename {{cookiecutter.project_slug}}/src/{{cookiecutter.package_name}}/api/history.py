@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel
@@ -11,26 +11,14 @@ from pydantic import BaseModel
 from ..auth import permissions
 from ..auth.bearer import IdentityDep
 from ..broadcast.backend import UNAVAILABLE, BroadcastUnavailable
-from ..broadcast.envelope import json_text
+from ..broadcast.envelope import Envelope, json_text
 from ..deps import HubDep, SettingsDep
+from ..errors import UNAUTHENTICATED, error
 from .messages import Channel
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["broadcast"])
-
-
-class Message(BaseModel):
-    """One envelope, as subscribers receive it over the WebSocket."""
-
-    type: Literal["message"]
-    channel: str
-    offset: int
-    epoch: str
-    origin: str
-    sender: str
-    ts: str
-    data: Any
 
 
 class HistoryPage(BaseModel):
@@ -41,17 +29,16 @@ class HistoryPage(BaseModel):
     # Kept messages after `since`, oldest first, with no gap between them: if the
     # first one's offset is not since + 1 (or the epoch is not the one you knew),
     # older ones are no longer kept.
-    messages: list[Message]
+    messages: list[Envelope]
 
 
 @router.get(
     "/channels/{channel}/history",
     response_model=HistoryPage,
     responses={
-        401: {"description": "Missing or invalid bearer token"},
-        403: {"description": "The token may not subscribe to this channel"},
-        422: {"description": "Bad channel name, since or limit"},
-        503: {"description": "The broadcast backend is unavailable"},
+        **UNAUTHENTICATED,
+        **error(403, "The token may not subscribe to this channel"),
+        **error(503, "The broadcast backend is unavailable"),
     },
 )
 async def read_history(

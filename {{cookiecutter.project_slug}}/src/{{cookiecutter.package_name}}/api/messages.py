@@ -6,6 +6,7 @@ import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from ..auth import permissions
@@ -14,6 +15,7 @@ from ..broadcast.backend import UNAVAILABLE, BroadcastUnavailable
 from ..broadcast.channels import CHANNEL_PATTERN, MAX_CHANNEL_LENGTH
 from ..broadcast.envelope import InvalidJSON, check_json
 from ..deps import HubDep, SettingsDep
+from ..errors import UNAUTHENTICATED, error, invalid_json, too_large, why_not_json
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +55,10 @@ class Published(BaseModel):
     status_code=status.HTTP_202_ACCEPTED,
     openapi_extra=_JSON_BODY,
     responses={
-        401: {"description": "Missing or invalid bearer token"},
-        403: {"description": "The token may not publish to this channel"},
-        413: {"description": "Body larger than WS_MAX_MESSAGE_SIZE"},
-        415: {"description": "Content-Type is not application/json"},
-        422: {"description": "Bad channel name, or the body is not JSON"},
-        503: {"description": "The broadcast backend is unavailable"},
+        **UNAUTHENTICATED,
+        **error(403, "The token may not publish to this channel"),
+        **too_large("Body larger than WS_MAX_MESSAGE_SIZE (or MAX_BODY_SIZE) bytes"),
+        **error(503, "The broadcast backend is unavailable"),
     },
 )
 async def publish_message(
@@ -73,15 +73,19 @@ async def publish_message(
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"may not publish to {channel}")
     # Requiring JSON also keeps other sites' pages out: a cross-origin fetch
     # with this content type needs a CORS preflight this service never grants.
+    # Refused as FastAPI refuses a body it cannot read (errors.py): 422.
     content_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if content_type != "application/json":
-        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, "send application/json")
+        raise RequestValidationError([not_declared_json(content_type)])
     body = await read_body(request, settings.ws_max_message_size)
     try:
         text = body.decode()
+    except UnicodeDecodeError as exc:
+        raise RequestValidationError([invalid_json(why_not_json(exc), exc.start)]) from exc
+    try:
         check_json(text)
-    except (UnicodeDecodeError, InvalidJSON) as exc:
-        raise HTTPException(422, f"body: {exc}") from exc
+    except InvalidJSON as exc:
+        raise RequestValidationError([invalid_json(str(exc))]) from exc
     try:
         position = await hub.publish(channel, text, sender="http")
     except BroadcastUnavailable as exc:
@@ -92,7 +96,17 @@ async def publish_message(
     )
 
 
-# 413 and 422 as numbers: their constants were renamed in Starlette 0.48.
+def not_declared_json(content_type: str) -> dict[str, Any]:
+    """The validation error for a body sent as anything but `application/json`."""
+    return {
+        "type": "content_type",
+        "loc": ("header", "content-type"),
+        "msg": "Content-Type must be application/json",
+        "input": content_type,
+    }
+
+
+# 413 as a number: its constant was renamed in Starlette 0.48.
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -17,6 +17,7 @@ from ..deps import HubDep, JobsDep
 {% else -%}
 from ..deps import JobsDep
 {% endif -%}
+from ..errors import BODY_TOO_LARGE, UNAUTHENTICATED, error
 from ..jobs import JobState
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,11 @@ async def deliver_notification(notification: Notification) -> None:
         await anyio.to_thread.run_sync(provider, notification)
 
 
-@router.post("/notifications", status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/notifications",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={**UNAUTHENTICATED, **BODY_TOO_LARGE},
+)
 async def send_notification(
     notification: Notification,
     background_tasks: BackgroundTasks,
@@ -95,7 +100,13 @@ async def send_notification(
     return Accepted(job_id=job_id)
 
 
-@router.get("/jobs/{job_id}")
+@router.get(
+    "/jobs/{job_id}",
+    responses={
+        **UNAUTHENTICATED,
+        **error(404, "No such job: unknown, forgotten (JOB_HISTORY) or another user's"),
+    },
+)
 async def job_status(job_id: str, identity: IdentityDep, jobs: JobsDep) -> JobStatus:
     """The state of a job accepted earlier; 404 if unknown or another user's."""
     state = jobs.state(job_id, owner=identity.user)

@@ -17,7 +17,11 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, Literal, NamedTuple
+
+# typing_extensions' TypedDict, which pydantic can read on Python < 3.12 too
+# (GET /channels/{channel}/history documents its messages with it).
+from typing_extensions import TypedDict
 
 
 class Envelope(TypedDict):

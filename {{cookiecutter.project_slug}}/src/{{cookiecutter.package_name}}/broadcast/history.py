@@ -36,12 +36,17 @@ class History:
     messages: list[tuple[int, str]] = field(default_factory=list)
 
     def recovers(self, since: Position) -> bool:
-        """Whether every message after `since` is here (or there is none)."""
+        """Whether every message after `since`, up to the position, is here (or there is none)."""
         if since.epoch != self.position.epoch or since.offset > self.position.offset:
             return False
         if since.offset == self.position.offset:
             return True
-        return bool(self.messages) and self.messages[0][0] == since.offset + 1
+        # Both ends: a run can stop short too (an entry that failed its check ends it).
+        return (
+            bool(self.messages)
+            and self.messages[0][0] == since.offset + 1
+            and self.messages[-1][0] == self.position.offset
+        )
 
 
 @dataclass(slots=True)

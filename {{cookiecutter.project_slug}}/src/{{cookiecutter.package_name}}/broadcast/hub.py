@@ -25,7 +25,12 @@ no duplicate, even while publishing goes on. When the backend loses its
 subscriptions (`interrupted`) every channel's deliveries are held; once it
 has them back (`resumed`) each channel is caught up the same way from the
 last offset delivered here, and only a channel whose history cannot cover
-the gap gets a `resync` frame.
+the gap gets a `resync` frame. A catching up whose read fails, or that
+another interruption overtakes, leaves the channel held and tries again.
+A read can run ahead of what this process has been delivered (with Redis,
+its reply comes on another connection than the pub/sub messages, and can
+overtake them): the new subscriber is then skipped for what it has until a
+later message arrives.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
@@ -59,6 +64,10 @@ HELD_LIMIT = 10_000
 RECOVERY_CONCURRENCY = 32
 # Seconds a subscribe waits for its channel to be caught up before giving up.
 RECOVERY_WAIT = 5.0
+# Seconds before reading a channel's history again when catching it up failed
+# while the backend stayed connected, doubling up to the maximum.
+RECOVERY_RETRY_DELAY = 0.1
+RECOVERY_RETRY_MAX_DELAY = 5.0
 
 
 class HubStopped(BroadcastUnavailable):
@@ -88,6 +97,9 @@ class _Channel:
     position: Position | None = None
     # Subscribers being caught up: what is delivered meanwhile, held for each.
     recovering: dict[Client, list[_Frame]] = field(default_factory=dict)
+    # Members that were sent messages this process has not been delivered yet:
+    # the last position each has, until a later one is delivered.
+    ahead: dict[Client, Position] = field(default_factory=dict)
     # While the backend is interrupted or the channel is caught up: deliveries held.
     held: list[_Frame] | None = None
     overflowed: bool = False
@@ -135,6 +147,11 @@ class Hub:
         self._pending: dict[str, list[_Frame]] = {}
         self._flush_scheduled = False
         self._recovery: asyncio.Task[None] | None = None
+        # Interruptions so far, and whether the backend has resumed since the last:
+        # a catching up releases a channel only if neither changed during its read.
+        self._interruptions = 0
+        self._connected = True
+        self._resume_again = False
         self._empty = asyncio.Event()
         self._empty.set()
 
@@ -272,8 +289,7 @@ class Hub:
             # It disconnected meanwhile: nothing to keep.
             await self._release(channel, entry)
             return None
-        if entry.position is None:
-            entry.position = history.position
+        delivered, entry.position = entry.position, entry.position or history.position
         recovered = since is not None and history.recovers(since)
         outcome = Subscribed(history.position, recovered if since is not None else None)
         if answer is not None:
@@ -287,6 +303,13 @@ class Hub:
         for frame, position in held:
             if _after(position, last):
                 client.offer(frame)
+                last = position or last
+        if delivered is None or _after(last, delivered):
+            # The read went past what this process has been delivered: the rest
+            # is still on its way (Redis's reply to the read can overtake its
+            # pub/sub messages on the other connection), or will come again
+            # when the channel is caught up after an interruption.
+            entry.ahead[client] = last
         entry.members.add(client)
         client.channels.add(channel)
         return outcome
@@ -315,6 +338,7 @@ class Hub:
             return
         self._flush_channel(channel)  # delivered while it was subscribed: still its own
         entry.members.discard(client)
+        entry.ahead.pop(client, None)
         await self._release(channel, entry)
 
     async def _release(self, channel: str, entry: _Channel) -> None:
@@ -387,6 +411,8 @@ class Hub:
 
     def interrupted(self) -> None:
         """The backend lost its subscriptions: hold every channel's deliveries until resumed."""
+        self._interruptions += 1
+        self._connected = False
         for entry in self._channels.values():
             if entry.held is None:
                 entry.held = []
@@ -394,13 +420,30 @@ class Hub:
 
     def resumed(self) -> None:
         """The backend is back: catch every held channel up from its history, in a task."""
+        self._connected = True
+        self._resume_again = True  # a catching up under way makes another pass
         if self._recovery is None or self._recovery.done():
             self._recovery = asyncio.get_running_loop().create_task(
-                self._catch_up(), name="broadcast recovery"
+                self._recover(), name="broadcast recovery"
             )
 
-    async def _catch_up(self) -> None:
-        """Recover each held channel after its last delivered offset, else send `resync`."""
+    async def _recover(self) -> None:
+        """Catch up until no channel is held, or the backend is interrupted again
+        (its next `resumed` starts over); reads that failed are tried again with backoff."""
+        delay = RECOVERY_RETRY_DELAY
+        while self._connected:
+            self._resume_again = False
+            if not await self._catch_up() or not self._connected:
+                return
+            if not self._resume_again:
+                # Reads failed with the backend connected (Redis slow, or a pooled
+                # connection found dead): no `resumed` is coming to try again.
+                await asyncio.sleep(delay)
+                delay = min(2 * delay, RECOVERY_RETRY_MAX_DELAY)
+
+    async def _catch_up(self) -> int:
+        """Recover each held channel after its last delivered offset, else send `resync`;
+        how many channels are still held."""
         limit = asyncio.Semaphore(RECOVERY_CONCURRENCY)
         recovered = resynced = 0
 
@@ -408,11 +451,16 @@ class Hub:
             nonlocal recovered, resynced
             async with limit:
                 since = entry.position
+                interruptions = self._interruptions
                 try:
                     history = await self._backend.history(channel, since.offset if since else None)
                 except BroadcastUnavailable:
-                    return  # still held: the next `resumed` tries again
+                    return  # still held: tried again
                 if self._channels.get(channel) is not entry or entry.held is None:
+                    return
+                if not self._connected or self._interruptions != interruptions:
+                    # Lost again during the read: what is published until the
+                    # next `resumed` would be missed. Still held.
                     return
                 if self._release_held(channel, entry, since, history):
                     recovered += 1
@@ -421,12 +469,13 @@ class Hub:
 
         held = [(name, entry) for name, entry in self._channels.items() if entry.held is not None]
         await asyncio.gather(*(catch_up(name, entry) for name, entry in held))
-        if held:
+        if recovered or resynced:
             logger.info(
                 "broadcast resumed: %d channel(s) recovered from history, %d told to resync",
                 recovered,
                 resynced,
             )
+        return sum(entry.held is not None for entry in self._channels.values())
 
     def _release_held(
         self, channel: str, entry: _Channel, since: Position | None, history: History
@@ -480,19 +529,35 @@ class Hub:
                 waiting.extend(frames)
         if not entry.members:
             return
+        members: Iterable[Client] = entry.members
+        if entry.ahead:
+            members = [client for client in members if client not in entry.ahead]
+            self._offer_ahead(entry, frames)
         # Framed once here rather than by the server for every client.
         framed = [text_frame(frame["text"]) for frame, _ in frames]
         # offer() never awaits and never changes membership, so the set
         # cannot change under this loop.
         if len(frames) == 1:  # the common case, paced publishing: no pairing per client
             frame, ready = frames[0][0], framed[0]
-            for client in entry.members:
+            for client in members:
                 client.offer(frame, ready)
             return
         pairs = [(frame, ready) for (frame, _), ready in zip(frames, framed, strict=True)]
-        for client in entry.members:
+        for client in members:
             for frame, ready in pairs:
                 client.offer(frame, ready)
+
+    def _offer_ahead(self, entry: _Channel, frames: list[_Frame]) -> None:
+        """Offer members that are ahead only the frames after what they have; a member
+        sent a frame after it is ahead no more."""
+        for client, last in list(entry.ahead.items()):
+            caught_up = False
+            for frame, position in frames:
+                if caught_up or _after(position, last):
+                    client.offer(frame)
+                    caught_up = caught_up or position is not None  # the rest follow in order
+            if caught_up:
+                del entry.ahead[client]
 
     def stats(self) -> HubStats:
         return HubStats(

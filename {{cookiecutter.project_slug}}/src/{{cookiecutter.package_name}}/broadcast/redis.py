@@ -39,7 +39,12 @@ from collections import deque
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection, Connection, parse_url
+from redis.asyncio.connection import (
+    AbstractConnection,
+    BlockingConnectionPool,
+    Connection,
+    parse_url,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -57,6 +62,9 @@ logger = logging.getLogger(__name__)
 _REDIS_ERRORS = (RedisError, OSError)
 
 Command = Literal["subscribe", "unsubscribe"]
+
+# Connections that publish and read history, at most; more commands at once wait.
+POOL_SIZE = 50
 
 # Seconds between two log lines about dropped messages: a flood of bad
 # publishes must not become a flood of log lines.
@@ -127,14 +135,21 @@ class RedisBackend:
         # Publishing fails fast when Redis is down: a short timeout, and one
         # immediate retry on a connection error only, for a pooled connection
         # that Redis (a restart, an idle timeout) closed while it sat unused.
-        self._publisher: Redis = Redis.from_url(
+        # A blocking pool: a burst of commands (a thousand clients subscribing
+        # with `since` after a restart) waits up to `timeout` for a connection,
+        # where the default pool fails every command past its 100th at once
+        # (MaxConnectionsError). Redis runs one command at a time anyway.
+        pool = BlockingConnectionPool.from_url(
             url,
+            max_connections=POOL_SIZE,
+            timeout=timeout,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
             decode_responses=True,
             encoding_errors="replace",
         )
+        self._publisher: Redis = Redis.from_pool(pool)
         self._history = RedisHistory(
             self._publisher,
             prefix,

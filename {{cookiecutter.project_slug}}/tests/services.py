@@ -1,4 +1,9 @@
-"""The service as a real process (`python -m <package>`): its own app, loop and Redis clients."""
+"""Service processes for tests: `python -m <package>` children sharing one Redis.
+
+What spans processes (one numbering of a channel's messages, recovery of
+what another process published) is tested with these, not with two apps in
+one event loop.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +28,12 @@ STARTUP_WAIT = 30.0
 
 
 class ServiceProcess:
-    """`python -m <package>` in a child process, on `port` (0: one uvicorn picks), with `redis_url`.
+    """`python -m <package>` in a child process: its own app, event loop and Redis connections.
 
-    `environment` adds settings (NAME=value) to what the process inherits.
-    Once listening, it keeps its port across `restart`, so that clients can
-    come back to the same URL.
+    `environment` adds to (or overrides) its environment variables.
     """
 
-    def __init__(
-        self, redis_url: str, directory: Path, *, port: int = 0, **environment: str
-    ) -> None:
+    def __init__(self, redis_url: str, directory: Path, **environment: str) -> None:
         source = str(Path(inspect.getfile(package)).parent.parent)
         path = os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))
         self._env = {
@@ -39,6 +41,7 @@ class ServiceProcess:
             "PYTHONPATH": path,
             "PYTHONUNBUFFERED": "1",
             "HOST": "127.0.0.1",
+            "PORT": "0",  # uvicorn picks a free one and logs it
             "LOG_LEVEL": "info",
             "SHUTDOWN_TIMEOUT": "5",
             "REDIS_URL": redis_url,
@@ -48,7 +51,7 @@ class ServiceProcess:
         self._directory = directory
         self._process: asyncio.subprocess.Process | None = None
         self.lines: list[str] = []
-        self.port = port
+        self.port = 0
 
     async def spawn(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
@@ -56,7 +59,7 @@ class ServiceProcess:
             "-m",
             package.__name__,
             cwd=self._directory,
-            env=self._env | {"PORT": str(self.port)},  # 0: uvicorn picks a free one and logs it
+            env=self._env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -108,8 +111,10 @@ class ServiceProcess:
             await process.wait()
 
     async def restart(self) -> None:
-        """Stop (SIGTERM), then start again on the same port; returns once it listens."""
+        """SIGTERM, then start again on the same port, for clients to come back to;
+        returns once it listens again."""
         await self.stop()
+        self._env["PORT"] = str(self.port)
         await self.spawn()
         await self.wait_listening()
 
@@ -118,3 +123,20 @@ class ServiceProcess:
 
     def http(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+
+@contextlib.asynccontextmanager
+async def services(
+    count: int, redis_url: str, directory: Path, **environment: str
+) -> AsyncIterator[list[ServiceProcess]]:
+    """`count` service processes on `redis_url`, booted at once; stopped after the block."""
+    started = [ServiceProcess(redis_url, directory, **environment) for _ in range(count)]
+    try:
+        for service in started:
+            await service.spawn()
+        for service in started:
+            await service.wait_listening()
+        yield started
+    finally:
+        for service in started:
+            await service.stop()
