@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import yaml
 
 from hooks.post_gen_project import LICENSE_DIR, excluded_paths, included_paths
 from tests.bakery import NO_SCHEMATHESIS_PLUGINS, package_name, project_env, run
-from tests.combinations import Combination, toggles
+from tests.combinations import PROMPTS, TEMPLATE, Combination, toggles
 
 # "${{" is GitHub Actions' expression syntax, meant to reach the generated workflow.
 JINJA_MARKERS = ("{{", "{%", "{#")
@@ -60,6 +61,21 @@ def test_no_template_residue_in_any_path_or_file(project: Path) -> None:
 
 def _residue(text: str) -> list[str]:
     return [marker for marker in JINJA_MARKERS if marker in text] + VARIABLE.findall(text)
+
+
+def test_files_copied_without_rendering_arrive_as_written(project: Path, combination: Combination) -> None:
+    # The demo page and realtime.js hold braces Jinja would read as its own.
+    source = TEMPLATE / "{{cookiecutter.project_slug}}"
+    package = combination.full_answers["package_name"]
+    copied = [
+        path
+        for path in source.rglob("*")
+        if path.is_file() and any(fnmatch(path.name, glob) for glob in PROMPTS["_copy_without_render"])
+    ]
+    assert {path.suffix for path in copied} == {".html", ".js"}
+    for path in copied:
+        baked = project / str(path.relative_to(source)).replace("{{cookiecutter.package_name}}", package)
+        assert not baked.exists() or baked.read_bytes() == path.read_bytes(), baked
 
 
 def test_no_empty_file_or_folder_is_left(project: Path) -> None:

@@ -11,9 +11,9 @@ process that broadcasts through Redis.
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx2
@@ -369,62 +369,54 @@ async def test_reconnects_back_off_with_full_jitter_to_the_bound_and_start_over_
     assert resync["position"]["epoch"] != before["epoch"]
 
 
-# --- Positions: recovery, resync, duplicates ----------------------------------------
+# --- Positions: recovery, resync, duplicates; refusals after a reconnect -------------
+#
+# Against a stand-in for the service, scripted to do what the service never
+# does (repeat messages, send them out of order) or seldom does (refuse a
+# subscribe after a reconnect), connection by connection.
+
+Script = Callable[[WebSocket], Awaitable[None]]
 
 
-def _message(offset: int, epoch: str) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "channel": "c",
-        "offset": offset,
-        "epoch": epoch,
-        "origin": "o",
-        "sender": "s",
-        "ts": "2025-01-31T12:00:00.000Z",
-        "data": {"at": [offset, epoch]},
-    }
-
-
-def scripted(subscribes: list[dict[str, Any]]) -> FastAPI:
-    """A stand-in for the service that plays what it never does: duplicates, out of order.
-
-    Its first connection sends messages with repeats, then a `resync` to a
-    new epoch, then closes with 1012; the second recovers the subscription
-    and repeats again. Every subscribe command it receives goes to `subscribes`.
-    """
+def stand_in(*scripts: Script) -> FastAPI:
+    """An app whose `/ws` welcomes each connection, then plays the next of `scripts` on it."""
     app = FastAPI()
-    connections = itertools.count(1)
-    welcome: dict[str, Any] = {"type": "welcome", "user": None, "expires_at": None, "origin": "o"}
-    welcome |= {"max_message_size": 65536, "max_subscriptions": 8}
+    next_script = iter(scripts)
+    welcome = {"type": "welcome", "client": "c", "user": None, "expires_at": None, "origin": "o"}
 
     @app.websocket("/ws")
     async def play(websocket: WebSocket) -> None:
+        script = next(next_script)
         await websocket.accept()
-        number = next(connections)
         await websocket.receive_json()  # connect
-        await websocket.send_json(welcome | {"client": f"c{number}"})
-        subscribe = await websocket.receive_json()
-        subscribes.append(subscribe)
-        reply = {"type": "reply", "id": subscribe["id"], "channel": "c"}
-        if number == 1:
-            await websocket.send_json(reply | {"offset": 0, "epoch": "e1"})
-            for offset in (1, 2, 2, 1, 3):
-                await websocket.send_json(_message(offset, "e1"))
-            resync = {"type": "resync", "channel": "c", "offset": 7, "epoch": "e2"}
-            await websocket.send_json(resync | {"origin": "o", "reason": "test"})
-            for offset in (8, 8, 9):
-                await websocket.send_json(_message(offset, "e2"))
-            await websocket.close(1012)
-            return
-        await websocket.send_json(reply | {"offset": 10, "epoch": "e2", "recovered": True})
-        for offset in (10, 9, 10, 11):
-            await websocket.send_json(_message(offset, "e2"))
-        try:
-            await websocket.receive_json()
-        except WebSocketDisconnect:
-            return
+        await websocket.send_json(welcome | {"max_message_size": 65536, "max_subscriptions": 8})
+        with contextlib.suppress(WebSocketDisconnect):
+            await script(websocket)
 
     return app
+
+
+async def held_open(websocket: WebSocket) -> None:
+    """Keep the connection open until the stand-in stops.
+
+    The server closes it, not the page: uvicorn (0.54) fails its shutdown
+    when a client's close frame is still being answered.
+    """
+    await websocket.receive_json()
+
+
+def message(channel: str, offset: int, epoch: str) -> dict[str, Any]:
+    data = {"at": [offset, epoch]}
+    fields = {"origin": "o", "sender": "s", "ts": "2025-01-31T12:00:00.000Z", "data": data}
+    return {"type": "message", "channel": channel, "offset": offset, "epoch": epoch} | fields
+
+
+def reply(command: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"type": "reply", "id": command["id"], "channel": command["channel"]} | fields
+
+
+def refusal(command: dict[str, Any], code: str) -> dict[str, Any]:
+    return {"type": "error", "id": command["id"], "code": code, "reason": f"said {code}"}
 
 
 @pytest.mark.browser
@@ -432,15 +424,33 @@ async def test_each_message_is_delivered_once_and_a_reconnect_resumes_from_the_l
     live: Live, page: Page
 ) -> None:
     subscribes: list[dict[str, Any]] = []
-    async with serve(scripted(subscribes)) as stand_in:
-        await started(page, live, None, url=stand_in.ws("/ws"), backoff={"initial": 10, "max": 10})
+
+    async def first(websocket: WebSocket) -> None:
+        subscribes.append(subscribe := await websocket.receive_json())
+        await websocket.send_json(reply(subscribe, offset=0, epoch="e1"))
+        for offset in (1, 2, 2, 1, 3):
+            await websocket.send_json(message("c", offset, "e1"))
+        resync = {"type": "resync", "channel": "c", "offset": 7, "epoch": "e2"}
+        await websocket.send_json(resync | {"origin": "o", "reason": "test"})
+        for offset in (8, 8, 9):
+            await websocket.send_json(message("c", offset, "e2"))
+        await websocket.close(1012)
+
+    async def second(websocket: WebSocket) -> None:
+        subscribes.append(subscribe := await websocket.receive_json())
+        await websocket.send_json(reply(subscribe, offset=10, epoch="e2", recovered=True))
+        for offset in (10, 9, 10, 11):
+            await websocket.send_json(message("c", offset, "e2"))
+        await held_open(websocket)
+
+    async with serve(stand_in(first, second)) as service:
+        await started(page, live, None, url=service.ws("/ws"), backoff={"initial": 10, "max": 10})
         subscribed = await run(page, "outcome(client.subscribe('c', deliver))")
         assert subscribed == {"ok": {"channel": "c", "offset": 0, "epoch": "e1"}}
         # The last message the stand-in sends: whatever came before it was handled.
         await page.wait_for_function("got.some((m) => m.offset === 11)")
         got = await run(page, "got")
         seen = await events(page)
-        await run(page, "client.close()")
     assert [m["data"]["at"] for m in got] == [
         [1, "e1"],
         [2, "e1"],
@@ -467,3 +477,50 @@ async def test_each_message_is_delivered_once_and_a_reconnect_resumes_from_the_l
     ]
     # Subscribed again from the last message delivered.
     assert [s.get("since") for s in subscribes] == [None, {"offset": 9, "epoch": "e2"}]
+
+
+@pytest.mark.browser
+async def test_after_a_reconnect_an_unavailable_channel_is_tried_again_a_forbidden_one_dropped(
+    live: Live, page: Page
+) -> None:
+    subscribes: list[dict[str, Any]] = []
+
+    async def first(websocket: WebSocket) -> None:
+        for _ in range(2):  # a, then b
+            subscribes.append(subscribe := await websocket.receive_json())
+            await websocket.send_json(reply(subscribe, offset=0, epoch="e1"))
+        await websocket.close(1012)
+
+    async def second(websocket: WebSocket) -> None:
+        a, b = [await websocket.receive_json() for _ in range(2)]
+        subscribes.extend((a, b))
+        await websocket.send_json(refusal(a, "unavailable"))
+        await websocket.send_json(refusal(b, "forbidden"))
+        subscribes.append(again := await websocket.receive_json())
+        await websocket.send_json(reply(again, offset=0, epoch="e1", recovered=True))
+        await websocket.send_json(message("a", 1, "e1"))
+        await websocket.send_json(message("b", 1, "e1"))  # not subscribed any more
+        await websocket.send_json(message("a", 2, "e1"))
+        await held_open(websocket)
+
+    async with serve(stand_in(first, second)) as service:
+        backoff = {"initial": 10, "max": 10}
+        await started(page, live, None, url=service.ws("/ws"), backoff=backoff, early=("a", "b"))
+        await page.wait_for_function("got.some((m) => m.offset === 2)")
+        got = await run(page, "got")
+        seen = await events(page)
+    assert [(m["channel"], m["offset"]) for m in got] == [("a", 1), ("a", 2)]
+    assert [s["channel"] for s in subscribes] == ["a", "b", "a", "b", "a"]
+    assert [s.get("since") for s in subscribes[2:]] == [{"offset": 0, "epoch": "e1"}] * 3
+    unavailable, dropped, recovered = seen
+    assert unavailable["type"] == "error"
+    assert (unavailable["channel"], unavailable["code"]) == ("a", "unavailable")
+    assert 0 <= unavailable["retryIn"] <= 10
+    assert dropped == {
+        "kind": "event",
+        "type": "unsubscribed",
+        "channel": "b",
+        "code": "forbidden",
+        "reason": "said forbidden",
+    }
+    assert (recovered["type"], recovered["channel"]) == ("recovered", "a")

@@ -8,6 +8,14 @@
 //   await client.subscribe("chat:42", (message) => show(message.data));
 //   const { offset, epoch } = await client.publish("chat:42", { text: "hi" });
 //
+// Options: url (default: `ws` beside this file's folder, .../static/realtime.js →
+// .../ws, wss: when served over https), getToken, onStatus, onEvent, and backoff
+// {initial: 500, max: 30000} in ms. onStatus hears {state: "connecting", attempt},
+// {state: "open", client, user, expiresAt}, {state: "closed", code, reason, reconnect}
+// and {state: "reconnecting", delay, attempt}; onEvent hears {type: "recovered" or
+// "resync", channel, position, reason}, {type: "unsubscribed", channel, code, reason},
+// {type: "refreshed", expiresAt} and {type: "error", code, reason, channel}.
+//
 // What it promises (the project README's "Browser client" section has the whole API):
 // - One connection carries every channel. `subscribe`, `unsubscribe` and `publish`
 //   return promises settled by the server's reply; an `error` frame rejects with a
@@ -259,6 +267,7 @@ export class RealtimeClient {
     this.#status({ state: "open", client: frame.client, user: frame.user, expiresAt: frame.expires_at });
     this.#scheduleRefresh(frame.expires_at);
     for (const [channel, entry] of this.#channels) {
+      clearTimeout(entry.timer);  // a retry planned on the lost connection: this replaces it
       if (entry.confirmed) this.#resubscribe(channel, entry);
     }
     for (const command of this.#waiting.splice(0)) this.#send(command);
