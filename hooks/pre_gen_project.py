@@ -50,7 +50,7 @@ PATH_LIKE = ("project_name", "project_slug", "package_name", "author_name")
 # already rendered or imported before it is in the README ("Answers never run code").
 TEMPLATE_SETTINGS: dict[str, list[str]] = {
     "_extensions": ["local_extensions.QuotingExtension"],
-    "_copy_without_render": ["*.html"],
+    "_copy_without_render": ["*.html", "*.js"],
 }
 
 # Import names the generated project already uses: a package with one of

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,14 @@ import yaml
 
 from hooks.post_gen_project import LICENSE_DIR, excluded_paths, included_paths
 from tests.bakery import NO_SCHEMATHESIS_PLUGINS, package_name, project_env, run
-from tests.combinations import Combination
+from tests.combinations import PROMPTS, TEMPLATE, Combination, toggles
 
 # "${{" is GitHub Actions' expression syntax, meant to reach the generated workflow.
 JINJA_MARKERS = ("{{", "{%", "{#")
 # A template variable left unrendered; `.cookiecutter.json` (the answers file) is no residue.
 VARIABLE = re.compile(r"cookiecutter\.(?!json\b)\w+")
+# The restart test's line in pytest's "-rap" summary.
+RESTART_TEST = "PASSED tests/test_client_restart.py::test_through_a_restart_of_its_server_"
 
 ALWAYS_PRESENT = (
     "pyproject.toml",
@@ -58,6 +61,21 @@ def test_no_template_residue_in_any_path_or_file(project: Path) -> None:
 
 def _residue(text: str) -> list[str]:
     return [marker for marker in JINJA_MARKERS if marker in text] + VARIABLE.findall(text)
+
+
+def test_files_copied_without_rendering_arrive_as_written(project: Path, combination: Combination) -> None:
+    # The demo page and realtime.js hold braces Jinja would read as its own.
+    source = TEMPLATE / "{{cookiecutter.project_slug}}"
+    package = combination.full_answers["package_name"]
+    copied = [
+        path
+        for path in source.rglob("*")
+        if path.is_file() and any(fnmatch(path.name, glob) for glob in PROMPTS["_copy_without_render"])
+    ]
+    assert {path.suffix for path in copied} == {".html", ".js"}
+    for path in copied:
+        baked = project / str(path.relative_to(source)).replace("{{cookiecutter.package_name}}", package)
+        assert not baked.exists() or baked.read_bytes() == path.read_bytes(), baked
 
 
 def test_no_empty_file_or_folder_is_left(project: Path) -> None:
@@ -112,17 +130,25 @@ def test_mypy_strict_passes(project: Path, python: Path, mypy_cache: Path) -> No
 
 # The `--no-input` bake's suite runs the README's way, through uv, in
 # test_ecosystem.py (test_the_readme_uv_commands_set_up_and_test_the_default_bake).
-# That run includes the browser tests; the demo page and its route are the
-# same files, unrendered, in every WebSocket bake, so the other bakes skip them.
+# That run includes the browser tests; the demo page, realtime.js and their
+# routes are the same files, unrendered, in every WebSocket bake, so the other
+# bakes deselect them. All but one: the test that restarts a service process
+# under the demo page needs Redis, which the default bake lacks; it runs in
+# the bake with every option on (`restart` marks it).
 @pytest.mark.long_running
 @pytest.mark.default_bake(False)
 def test_the_baked_projects_own_tests_pass(project: Path, python: Path, combination: Combination) -> None:
     env = {k: v for k, v in project_env(project).items() if not k.startswith(("PYTEST_", "COV_"))}
-    command: list[str | Path] = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    # "-rap": the summary the project asks for (-ra), and each passed test, so that
+    # what must run is seen to have run.
+    command: list[str | Path] = [python, "-m", "pytest", "-q", "-rap", "-p", "no:cacheprovider"]
     command += NO_SCHEMATHESIS_PLUGINS
+    every_option = all(combination.answers[toggle] for toggle in toggles())
     if combination.answers["use_websockets"]:  # the bakes that declare the marker
-        command += ["-m", "not browser"]
-    run(command, project, env=env, timeout=600)
+        command += ["-m", "not browser or restart" if every_option else "not browser"]
+    output = run(command, project, env=env, timeout=600)
+    if every_option:
+        assert RESTART_TEST in output, output
 
 
 def _always(answers: dict[str, Any]) -> list[str]:

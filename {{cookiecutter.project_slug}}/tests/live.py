@@ -107,13 +107,14 @@ class Live:
 
 @asynccontextmanager
 async def serve(
-    app: FastAPI, *, uvicorn_shutdown: bool = False, **options: Any
+    app: FastAPI, *, port: int = 0, uvicorn_shutdown: bool = False, **options: Any
 ) -> AsyncIterator[Live]:
-    """Run `app` under uvicorn until the block ends; `options` go to `uvicorn.Config`.
+    """Run `app` under uvicorn on `port` (0: a free one) until the block ends;
+    `options` go to `uvicorn.Config`.
 
     `uvicorn_shutdown=True` stops it with uvicorn's own shutdown (see `_Server`).
     """
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, **options)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, **options)
     server = _Server(config, uvicorn_shutdown=uvicorn_shutdown)
     serving = asyncio.create_task(server.serve())
     listening = asyncio.create_task(server.listening.wait())

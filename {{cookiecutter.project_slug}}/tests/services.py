@@ -110,6 +110,14 @@ class ServiceProcess:
             process.kill()
             await process.wait()
 
+    async def restart(self) -> None:
+        """SIGTERM, then start again on the same port, for clients to come back to;
+        returns once it listens again."""
+        await self.stop()
+        self._env["PORT"] = str(self.port)
+        await self.spawn()
+        await self.wait_listening()
+
     def ws(self, path: str) -> str:
         return f"ws://127.0.0.1:{self.port}{path}"
 

@@ -8,15 +8,13 @@ or an HTTP publisher) sends and receives.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from websockets.asyncio.client import connect
 
 from {{ cookiecutter.package_name }}.auth.tokens import mint
@@ -25,20 +23,9 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 from .live import WAIT, Live, command, joined, receive, serve
 
+pytest_plugins = ["tests.browser"]
 pytestmark = pytest.mark.anyio
 
-# The system's Chromium, not one Playwright downloads: CHROMIUM_PATH overrides.
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECRET = "x" * 32
 PACKAGE = create_app.__module__.split(".")[0]
 
@@ -60,32 +47,6 @@ async def limited() -> AsyncIterator[Live]:
     settings = Settings(_env_file=None, auth_secret=SECRET, ws_rate=0.001, ws_burst=2)
     async with serve(create_app(settings)) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: install it (Debian/Ubuntu: `apt-get install chromium`)"
-            " or set CHROMIUM_PATH to a Chromium or Chrome binary"
-        )
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-@pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
-    """A fresh page in a context of its own, closed after the test."""
-    context = await browser.new_context()
-    context.set_default_timeout(WAIT * 1000)
-    try:
-        yield await context.new_page()
-    finally:
-        await context.close()
 
 
 async def connected_page(page: Page, live: Live, token: str = "") -> Page:
@@ -125,7 +86,8 @@ async def test_the_demo_page_is_served_whole_with_nothing_from_elsewhere(live: L
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     page = response.text
-    assert "new WebSocket(" in page
+    # The page is a client of realtime.js, taken from beside it.
+    assert 'import { RealtimeClient } from "./static/realtime.js";' in page
     # The server tells the page that authentication is on, and how to mint a token.
     assert '"auth": true' in page
     assert f"python -m {PACKAGE} token --sub alice" in page
@@ -247,8 +209,8 @@ async def test_after_a_4029_close_the_page_reconnects_and_subscribes_again(
         await expect(page.locator("#publish-error")).to_contain_text(f"over the limit {n}")
     await publish(page, "over the limit 5")
     channel_log = page.locator(log("again:one"))
-    await channel_log.locator("li.note", has_text="4029").wait_for()
-    await channel_log.locator("li.note", has_text="Subscribed again").wait_for()
+    await channel_log.locator("li.note", has_text="Connection lost (4029").wait_for()
+    await channel_log.locator("li.note", has_text="Reconnected: recovered every message").wait_for()
     await page.locator("#status.live").wait_for()
     async with httpx2.AsyncClient(base_url=limited.http(""), timeout=WAIT) as http:
         response = await http.post(

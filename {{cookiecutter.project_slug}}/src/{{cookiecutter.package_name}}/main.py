@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 
 from . import __version__
 {%- if cookiecutter.use_websockets %}
-from .api import demo, history, messages, ws
+from .api import browser_client, demo, history, messages, ws
 {%- endif %}
 {%- if cookiecutter.use_redis %}
 from .api.counters import router as counters_router
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.use_websockets %}
     app.include_router(messages.router)
     app.include_router(history.router)
+    app.include_router(browser_client.router)
     if settings.demo:
         app.include_router(demo.router)
     app.add_middleware(ws.RealtimeEndpoint)
