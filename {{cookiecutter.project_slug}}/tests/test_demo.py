@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from playwright.async_api import Page, expect
+from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.asyncio.client import connect
 
 from {{ cookiecutter.package_name }}.auth.tokens import mint
@@ -232,6 +233,41 @@ async def test_with_authentication_off_the_page_works_without_a_token(page: Page
         await subscribe(page, "open:lobby")
         await publish(page, "hello, anyone")
         await page.locator(f"{log('open:lobby')} li.mine", has_text="hello, anyone").wait_for()
+
+
+class BehindAStrippingProxy:
+    """The app as a proxy that strips `prefix` (Traefik's StripPrefix, Caddy's
+    handle_path) and uvicorn with ROOT_PATH=`prefix` make it: `/realtime` and
+    `/realtime/` both reach the app as its root, with the prefix as root_path."""
+
+    def __init__(self, app: ASGIApp, prefix: str) -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path: str = scope["path"]
+            assert path == self.prefix or path.startswith(self.prefix + "/"), path
+            # uvicorn puts root_path in front of the path it is given, here "/".
+            path = self.prefix + (path[len(self.prefix) :] or "/")
+            scope = {**scope, "path": path, "raw_path": path.encode(), "root_path": self.prefix}
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("opened_at", ["/realtime", "/realtime/"])
+async def test_behind_a_proxy_that_strips_the_prefix_the_page_connects_below_it(
+    page: Page, opened_at: str
+) -> None:
+    app = create_app(Settings(_env_file=None, root_path="/realtime"))
+    app.add_middleware(BehindAStrippingProxy, prefix="/realtime")
+    async with serve(app) as live:
+        await page.goto(live.http(opened_at))
+        await page.click("#connect")
+        await page.locator("#status.live").wait_for()
+        await subscribe(page, "stripped")
+        await publish(page, "below the prefix")
+        await page.locator(f"{log('stripped')} li.mine", has_text="below the prefix").wait_for()
 
 
 @pytest.mark.browser
