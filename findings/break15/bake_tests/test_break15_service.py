@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import os
 import socket
 import subprocess
@@ -20,7 +19,6 @@ import pytest
 from fastapi.testclient import TestClient
 
 import realtime_service as package
-from realtime_service.broadcast.envelope import NotOurs, Position, message_frame, read_envelope
 from realtime_service.main import create_app
 from realtime_service.settings import Settings
 
