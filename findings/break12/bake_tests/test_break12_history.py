@@ -116,3 +116,33 @@ async def test_a_subscriber_connected_all_along_gets_every_message_after_a_quiet
         ("message", "after"),
         ("message", "later"),
     ]
+
+
+# --- Reads that evict: GET history of channels nobody publishes to ------------------------
+
+
+@pytest.mark.anyio
+async def test_reading_the_history_of_unused_channels_does_not_evict_a_live_channels() -> None:
+    # A read of a channel with no log starts one (an epoch at offset 0, LOG_OVERHEAD
+    # bytes) and counts it against HISTORY_MAX_BYTES, least recently published first out.
+    # So GETs alone, allowed to anyone who may subscribe, push out the history of a
+    # channel in use: its next message starts a new epoch, and its subscriber, connected
+    # all along, gets `resync` instead of the message. 64 KiB takes 256 GETs; the default
+    # 64 MiB takes 262,144.
+    settings = Settings(_env_file=None, history_max_bytes=64 * 1024)
+    async with (
+        serve(create_app(settings)) as live,
+        connect(live.ws("/ws")) as subscriber,
+        connect(live.ws("/ws")) as publisher,
+    ):
+        await joined(subscriber, "live")
+        await joined(publisher)
+        await command(publisher, "publish", channel="live", data="before")
+        assert (await receive(subscriber))["data"] == "before"
+        async with httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http:
+            for n in range(300):
+                answer = await http.get(f"/channels/unused-{n}/history")
+                assert answer.status_code == 200
+        await command(publisher, "publish", channel="live", data="after")
+        frame = await receive(subscriber)
+    assert (frame["type"], frame.get("data"), frame.get("offset")) == ("message", "after", 2)
