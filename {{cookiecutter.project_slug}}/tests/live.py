@@ -17,7 +17,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from {{ cookiecutter.package_name }}.broadcast.backend import Backend, BroadcastUnavailable
@@ -268,3 +268,23 @@ async def joined(ws: ClientConnection, *channels: str, token: str | None = None)
     welcome = await connected(ws, token)
     await subscribed(ws, *channels)
     return welcome
+
+
+async def across_a_quiet_spell(live: Live, channel: str, quiet: float) -> list[dict[str, Any]]:
+    """Subscribe to `channel`, publish "before", publish nothing for `quiet` seconds
+    (past a short HISTORY_TTL, say), then "after" and "later": every frame the
+    subscriber got after "before", up to "later"."""
+    async with connect(live.ws("/ws")) as subscriber, connect(live.ws("/ws")) as publisher:
+        await joined(subscriber, channel)
+        await connected(publisher)
+        await command(publisher, "publish", channel=channel, data="before")
+        assert (await receive(subscriber))["data"] == "before"
+        # Not synchronisation: the passing of time is what is tested (the history expires).
+        await asyncio.sleep(quiet)
+        await command(publisher, "publish", channel=channel, data="after")
+        await command(publisher, "publish", channel=channel, data="later")
+        frames: list[dict[str, Any]] = []
+        async with asyncio.timeout(WAIT):
+            while not frames or frames[-1].get("data") != "later":
+                frames.append(await receive(subscriber))
+    return frames

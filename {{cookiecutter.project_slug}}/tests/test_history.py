@@ -21,11 +21,13 @@ from {{ cookiecutter.package_name }}.broadcast.history import History, MemoryHis
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import WAIT, Live, command, connected, joined, receive, serve
+from .live import WAIT, Live, across_a_quiet_spell, command, connected, joined, receive, serve
 
 pytestmark = pytest.mark.anyio
 
 SECRET = "history-tests-secret-of-32-bytes!!"
+# HISTORY_TTL, in seconds, of the apps whose channels go quiet for longer.
+QUIET_TTL = 0.3
 
 
 class Clock:
@@ -123,6 +125,25 @@ def test_size_zero_keeps_offsets_and_epochs_but_no_message() -> None:
     assert read.messages == []
     assert not read.recovers(positions[0])
     assert read.recovers(positions[1]), "nothing was missed"
+
+
+def test_max_bytes_bounds_the_memory_even_when_one_channel_holds_it_all() -> None:
+    bound = 1024 * 1024
+    history = MemoryHistory(size=10_000, ttl=300, max_bytes=bound)
+    data = json.dumps("x" * 10_000)
+    for _ in range(2_000):
+        history.append("busy", draft("busy", "0" * 12, "http", data))
+        assert history.bytes <= bound
+    assert data[1:9] in history.read("busy", 1_990).messages[-1][1], "the newest are kept"
+
+
+def test_bytes_are_counted_in_utf_8_not_characters() -> None:
+    history = MemoryHistory(size=10, ttl=300, max_bytes=1 << 20)
+    before = history.bytes
+    append(history, "a", 1)
+    ascii_cost = history.bytes - before
+    history.append("b", draft("b", "o", "s", json.dumps("é" * 1000, ensure_ascii=False)))
+    assert history.bytes - before - ascii_cost > 2000
 
 
 @pytest.mark.parametrize(
@@ -340,6 +361,40 @@ async def test_with_history_size_0_offsets_go_on_and_nothing_is_recovered() -> N
         assert (reply["recovered"], reply["offset"]) == (False, 2)
         page = (await http.get("/channels/none/history")).json()
     assert (page["offset"], page["messages"]) == (2, [])
+
+
+async def test_a_subscriber_connected_all_along_gets_every_message_after_a_quiet_spell() -> None:
+    # Past HISTORY_TTL without a publish, the channel starts a new epoch: nothing
+    # was missed by a subscriber that stayed connected, so no resync, every message.
+    settings = Settings(_env_file=None, history_ttl=QUIET_TTL)
+    async with serve(create_app(settings)) as live:
+        frames = await across_a_quiet_spell(live, "quiet", 3 * QUIET_TTL)
+    assert [(f["type"], f.get("data")) for f in frames] == [
+        ("message", "after"),
+        ("message", "later"),
+    ]
+
+
+async def test_reading_the_history_of_unused_channels_does_not_evict_a_live_channels() -> None:
+    # Reads (subscribes, GET history) of channels nobody publishes to make logs too;
+    # they go first, before the history of a channel in use.
+    settings = Settings(_env_file=None, history_max_bytes=64 * 1024)
+    async with (
+        serve(create_app(settings)) as live,
+        connect(live.ws("/ws")) as subscriber,
+        connect(live.ws("/ws")) as publisher,
+    ):
+        await joined(subscriber, "live")
+        await connected(publisher)
+        await command(publisher, "publish", channel="live", data="before")
+        assert (await receive(subscriber))["data"] == "before"
+        async with httpx2.AsyncClient(base_url=live.http(""), timeout=WAIT) as http:
+            for n in range(300):
+                answer = await http.get(f"/channels/unused-{n}/history")
+                assert answer.status_code == 200
+        await command(publisher, "publish", channel="live", data="after")
+        frame = await receive(subscriber)
+    assert (frame["type"], frame.get("data"), frame.get("offset")) == ("message", "after", 2)
 
 
 # --- GET /channels/{channel}/history ----------------------------------------------

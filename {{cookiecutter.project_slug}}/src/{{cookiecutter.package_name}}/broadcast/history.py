@@ -54,15 +54,21 @@ class _Log:
     epoch: str
     offset: int = 0
     expires: float = 0.0
-    messages: deque[tuple[int, str]] = field(default_factory=deque)
+    # (offset, envelope, its size in bytes)
+    messages: deque[tuple[int, str, int]] = field(default_factory=deque)
     bytes: int = LOG_OVERHEAD
 
 
 class MemoryHistory:
     """Offsets, epochs and the last `size` messages of each channel, within `max_bytes`.
 
-    `size` 0 keeps offsets and epochs but no message. `clock` (seconds) is
-    for tests.
+    `size` 0 keeps offsets and epochs but no message. Bytes are the UTF-8
+    size of the kept envelopes plus LOG_OVERHEAD per channel. Past
+    `max_bytes`, what goes first: channels read but never published to (a
+    subscribe or a history request makes one, so reads of unused names cannot
+    push out the history of channels in use), then the least recently
+    published channels, then the oldest messages of the one just published
+    to. `clock` (seconds) is for tests.
     """
 
     def __init__(
@@ -78,38 +84,41 @@ class MemoryHistory:
         self._ttl = ttl
         self._max_bytes = max_bytes
         self._clock = clock
-        # Least recently published first: the order logs expire and are evicted in.
+        # Least recently published (or made) first: the order logs expire and
+        # are evicted in. Logs never published to wait apart, evicted first.
         self._logs: OrderedDict[str, _Log] = OrderedDict()
+        self._unpublished: OrderedDict[str, _Log] = OrderedDict()
         self._bytes = 0
 
     @property
     def bytes(self) -> int:
-        """What the logs hold now, in bytes (message text as characters, plus overhead)."""
+        """What the logs hold now, in bytes (UTF-8 envelopes, plus overhead)."""
         return self._bytes
 
     @property
     def channels(self) -> int:
         """Channels with a log now."""
-        return len(self._logs)
+        return len(self._logs) + len(self._unpublished)
 
     def append(self, channel: str, draft: Draft) -> tuple[Position, str]:
         """Give the next message of `channel` its position; keep it; its position and text."""
         now = self._clock()
         log = self._log(channel, now)
+        self._unpublished.pop(channel, None)
+        self._logs[channel] = log
+        self._logs.move_to_end(channel)
         log.offset += 1
         position = Position(log.offset, log.epoch)
         text = draft.complete(position)
         if self._size:
-            log.messages.append((log.offset, text))
-            log.bytes += len(text)
-            self._bytes += len(text)
+            size = len(text.encode())
+            log.messages.append((log.offset, text, size))
+            log.bytes += size
+            self._bytes += size
             if len(log.messages) > self._size:
-                dropped = len(log.messages.popleft()[1])
-                log.bytes -= dropped
-                self._bytes -= dropped
+                self._trim(log)
         log.expires = now + self._ttl
-        self._logs.move_to_end(channel)
-        self._evict(now, keep=channel)
+        self._evict(now, keep=log)
         return position, text
 
     def read(self, channel: str, since: int | None, limit: int | None = None) -> History:
@@ -118,28 +127,39 @@ class MemoryHistory:
         position = Position(log.offset, log.epoch)
         if since is None or since >= log.offset:
             return History(position)
-        messages = [entry for entry in log.messages if entry[0] > since]
+        messages = [(offset, text) for offset, text, _ in log.messages if offset > since]
         return History(position, messages[:limit] if limit is not None else messages)
 
     def _log(self, channel: str, now: float) -> _Log:
-        """The channel's live log, a new one (a new epoch) if it had none or it expired."""
-        log = self._logs.get(channel)
+        """The channel's live log; a new one (a new epoch) if it had none or it expired."""
+        log = self._logs.get(channel) or self._unpublished.get(channel)
         if log is not None and log.expires > now:
             return log
         if log is not None:
             self._drop(channel)
-        log = self._logs[channel] = _Log(new_epoch(), expires=now + self._ttl)
+        log = self._unpublished[channel] = _Log(new_epoch(), expires=now + self._ttl)
         self._bytes += log.bytes
-        self._evict(now, keep=channel)
+        self._evict(now, keep=log)
         return log
 
-    def _evict(self, now: float, keep: str) -> None:
-        """Drop expired logs, then the least recently published while over `max_bytes`."""
-        while self._logs:
-            oldest, log = next(iter(self._logs.items()))
-            if oldest == keep or (log.expires > now and self._bytes <= self._max_bytes):
-                return
-            self._drop(oldest)
+    def _evict(self, now: float, keep: _Log) -> None:
+        """Drop expired logs; then, while over `max_bytes`, logs never published to, the
+        least recently published, and last the oldest messages of `keep`."""
+        for logs in (self._unpublished, self._logs):
+            while logs:
+                oldest, log = next(iter(logs.items()))
+                if log is keep or (log.expires > now and self._bytes <= self._max_bytes):
+                    break
+                self._drop(oldest)
+        while self._bytes > self._max_bytes and keep.messages:
+            self._trim(keep)
+
+    def _trim(self, log: _Log) -> None:
+        """Drop `log`'s oldest message."""
+        size = log.messages.popleft()[2]
+        log.bytes -= size
+        self._bytes -= size
 
     def _drop(self, channel: str) -> None:
-        self._bytes -= self._logs.pop(channel).bytes
+        log = self._logs.pop(channel, None) or self._unpublished.pop(channel)
+        self._bytes -= log.bytes

@@ -103,6 +103,9 @@ class _Channel:
     # While the backend is interrupted or the channel is caught up: deliveries held.
     held: list[_Frame] | None = None
     overflowed: bool = False
+    # Held for a gap on a subscription that stayed live (not an interruption):
+    # nothing was lost on the way, so a new epoch is followed from its start.
+    gap: bool = False
     # Set while nothing is held; a subscribe waits for it.
     live: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -423,6 +426,7 @@ class Hub:
             frame[1],
         )
         entry.held = [frame]
+        entry.gap = True
         entry.live.clear()
         self._start_recovery()
 
@@ -439,6 +443,7 @@ class Hub:
         self._interruptions += 1
         self._connected = False
         for entry in self._channels.values():
+            entry.gap = False  # not a gap on a live subscription any more: messages may be lost
             if entry.held is None:
                 entry.held = []
                 entry.live.clear()
@@ -480,9 +485,19 @@ class Hub:
             async with limit:
                 since = entry.position
                 interruptions = self._interruptions
-                before_read = len(entry.held or ())
+                held = entry.held or []
+                before_read = len(held)
+                after = since.offset if since else None
+                first = held[0][1] if held else None
+                if (
+                    entry.gap
+                    and since is not None
+                    and first is not None
+                    and first.epoch != since.epoch
+                ):
+                    after = 0  # a new epoch: its history from the start
                 try:
-                    history = await self._backend.history(channel, since.offset if since else None)
+                    history = await self._backend.history(channel, after)
                 except BroadcastUnavailable:
                     return  # still held: tried again
                 if self._channels.get(channel) is not entry or entry.held is None:
@@ -522,6 +537,7 @@ class Hub:
         its position, or in another epoch, is not the service's and is dropped.
         """
         held, entry.held = entry.held or [], None
+        gap, entry.gap = entry.gap, False
         for index in range(min(before_read, len(held)) - 1, -1, -1):
             position = held[index][1]
             if position is not None and _after(position, history.position):
@@ -533,6 +549,15 @@ class Hub:
                     history.position,
                 )
                 del held[index]
+        if gap and since is not None and history.position.epoch != since.epoch:
+            # The subscription stayed live through the old epoch's end (its
+            # history expired, or was flushed): nothing of it was missed, and
+            # the new epoch is delivered from its start if all of it is kept.
+            since = Position(0, history.position.epoch)
+        if since is not None and since.epoch == history.position.epoch:
+            # Read from further back than `since` (a gap that looked like a new epoch).
+            after = [message for message in history.messages if message[0] > since.offset]
+            history = History(history.position, after)
         recovered = since is not None and not entry.overflowed and history.recovers(since)
         entry.overflowed = False
         if recovered and since is not None:

@@ -113,8 +113,10 @@ class RedisHistory:
     async def read(self, channel: str, since: int | None, limit: int | None) -> History:
         """The channel's position, and up to `limit` kept envelopes after offset `since`.
 
-        An entry that is not an envelope of this channel ends the list there:
-        what follows would not be contiguous.
+        The list starts at the oldest kept entry after `since` (older ones may
+        have gone: `History.recovers` tells); an entry that is not an envelope
+        of this channel at its place ends the list there, since what follows
+        would not be contiguous.
         """
         count = limit if limit is not None else self._size
         after = -1 if since is None or count <= 0 else since
@@ -122,18 +124,18 @@ class RedisHistory:
         offset, epoch, entries = await self._read(keys=self._keys(channel), args=args)
         position = Position(int(offset), _text(epoch))
         messages: list[tuple[int, str]] = []
-        expected = after + 1
         for entry_id, fields in entries:
             text = _text(dict(zip(fields[::2], fields[1::2], strict=True)).get("m", ""))
             try:
-                if read_envelope(channel, text, self._max_data_bytes) != (expected, position.epoch):
-                    break
+                offset_read, epoch_read = read_envelope(channel, text, self._max_data_bytes)
             except NotOurs:
+                break
+            expected = messages[-1][0] + 1 if messages else max(offset_read, after + 1)
+            if (offset_read, epoch_read) != (expected, position.epoch):
                 break
             if _text(entry_id) != f"{expected}-0":
                 break
             messages.append((expected, text))
-            expected += 1
         return History(position, messages)
 
 
