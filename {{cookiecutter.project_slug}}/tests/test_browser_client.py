@@ -524,3 +524,29 @@ async def test_after_a_reconnect_an_unavailable_channel_is_tried_again_a_forbidd
         "reason": "said forbidden",
     }
     assert (recovered["type"], recovered["channel"]) == ("recovered", "a")
+
+
+@pytest.mark.browser
+async def test_a_page_with_more_channels_than_one_burst_gets_them_all_and_back_after_a_restart(
+    page: Page,
+) -> None:
+    # WS_MAX_SUBSCRIPTIONS (128) is more than WS_BURST (100) commands at once: the
+    # client paces its commands by the welcome's rate and burst, when the page
+    # subscribes and when a reconnect resubscribes every channel.
+    channels = 128
+    subscribe_all = """(count) => Promise.all(Array.from({ length: count },
+      (_, i) => outcome(client.subscribe(`room-${i}`, deliver)).then((o) => o.error?.code ?? "ok")))"""
+    async with serve(with_page(create_app(Settings(_env_file=None)))) as service:
+        port = service.port
+        await started(page, service, None)
+        assert await run(page, subscribe_all, channels) == ["ok"] * channels
+    # The service restarts on the same port (its clients were closed with 1012).
+    async with serve(with_page(create_app(Settings(_env_file=None))), port=port):
+        # New process, new epochs: each channel comes back with a resync.
+        await page.wait_for_function(
+            f"seen.filter((s) => s.type === 'resync').length === {channels}", timeout=WAIT * 1000
+        )
+        seen = await statuses(page)
+    closes = [s["code"] for s in seen if s["state"] == "closed"]
+    assert closes == [1012], closes
+    assert sum(s["state"] == "open" for s in seen) == 2

@@ -221,7 +221,7 @@ def test_error_codes_are_the_documented_names() -> None:
 
 
 def test_welcome_names_the_connection_and_its_limits() -> None:
-    welcome = json.loads(protocol.welcome("c1", "alice", 1_700_000_000, "o1", 1024, 8))
+    welcome = json.loads(protocol.welcome("c1", "alice", 1_700_000_000, "o1", 1024, 8, 50.0, 100))
     assert welcome == {
         "type": "welcome",
         "client": "c1",
@@ -230,8 +230,10 @@ def test_welcome_names_the_connection_and_its_limits() -> None:
         "origin": "o1",
         "max_message_size": 1024,
         "max_subscriptions": 8,
+        "rate": 50.0,
+        "burst": 100,
     }
-    anonymous = json.loads(protocol.welcome("c2", None, None, "o1", 1024, 8))
+    anonymous = json.loads(protocol.welcome("c2", None, None, "o1", 1024, 8, 50.0, 100))
     assert anonymous["user"] is None
     assert anonymous["expires_at"] is None
 

@@ -80,6 +80,8 @@ async def test_welcome_names_the_client_the_process_and_the_limits(live: Live) -
         "origin",
         "max_message_size",
         "max_subscriptions",
+        "rate",
+        "burst",
     }
     assert welcome["client"]
     assert welcome["user"] is None, "authentication is off: nobody in particular"
@@ -87,6 +89,7 @@ async def test_welcome_names_the_client_the_process_and_the_limits(live: Live) -
     assert welcome["origin"] == live.hub.origin
     assert welcome["max_message_size"] == 64 * 1024
     assert welcome["max_subscriptions"] == 128
+    assert (welcome["rate"], welcome["burst"]) == (50, 100)
 
 
 async def test_connect_may_leave_the_token_out_while_authentication_is_off(live: Live) -> None:

@@ -198,6 +198,8 @@ def welcome(
     origin: str,
     max_message_size: int,
     max_subscriptions: int,
+    rate: float,
+    burst: int,
 ) -> str:
     """The answer to `connect`: who the connection is, until when, and its limits."""
     return json_text(
@@ -211,5 +213,9 @@ def welcome(
             "origin": origin,
             "max_message_size": max_message_size,
             "max_subscriptions": max_subscriptions,
+            # Commands it may send: `rate` per second on average, `burst` at once
+            # (a token bucket); a client that paces itself by them is never refused.
+            "rate": rate,
+            "burst": burst,
         }
     )

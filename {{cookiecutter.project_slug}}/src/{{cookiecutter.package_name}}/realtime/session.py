@@ -199,6 +199,8 @@ class Session:
                 self._hub.origin,
                 self._settings.ws_max_message_size,
                 self._settings.ws_max_subscriptions,
+                self._settings.ws_rate,
+                self._settings.ws_burst,
             )
         )
         return True

@@ -23,7 +23,9 @@
 // - Commands called while not connected wait, in order, for the next welcome and are
 //   sent then. A command already sent when the connection drops rejects with code
 //   `disconnected`: the server may or may not have run it (a publish is not resent).
-//   `close()` rejects whatever is waiting with code `closed`.
+//   `close()` rejects whatever is waiting with code `closed`. Commands are paced
+//   by the welcome's `rate` and `burst`, so a page with many channels resubscribes
+//   them all after a reconnect without being refused (`rate_limited`, then 4029).
 // - A lost connection is reconnected after a backoff with full jitter: a wait drawn
 //   between 0 and min(backoff.max, backoff.initial * 2^n) ms for the n-th retry in a
 //   row; a welcome starts n at 0 again. 4008 (the server refused our frames) stops
@@ -85,6 +87,10 @@ export class RealtimeClient {
   #nextId = 1;
   #pending = new Map();   // id -> a command sent on this connection, awaiting its answer
   #waiting = [];          // commands awaiting the next welcome
+  #paced = [];            // commands of this connection waiting for the rate limit: [id, text, command]
+  #tokens = 0;            // commands this connection may send now (the welcome's rate and burst)
+  #tokensAt = 0;          // when #tokens was counted (performance.now(), ms)
+  #paceTimer = null;
   #channels = new Map();  // name -> {onMessage, position, confirmed, retries, timer}
 
   /**
@@ -239,8 +245,10 @@ export class RealtimeClient {
   }
 
   #rejectPending(code, reason) {
-    const pending = [...this.#pending.values()];
+    clearTimeout(this.#paceTimer);
+    const pending = [...this.#pending.values(), ...this.#paced.map(([, , command]) => command)];
     this.#pending.clear();
+    this.#paced = [];
     for (const command of pending) this.#refuse(command, new RealtimeError(code, reason));
   }
 
@@ -266,6 +274,10 @@ export class RealtimeClient {
     this.#state = "open";
     this.#status({ state: "open", client: frame.client, user: frame.user, expiresAt: frame.expires_at });
     this.#scheduleRefresh(frame.expires_at);
+    // The server's bucket starts full; ours starts one short of it and refills a
+    // little slower, so clock drift and the network never make it refuse a command.
+    this.#tokens = Math.max(1, (frame.burst ?? Infinity) - 1);
+    this.#tokensAt = performance.now();
     for (const [channel, entry] of this.#channels) {
       clearTimeout(entry.timer);  // a retry planned on the lost connection: this replaces it
       if (entry.confirmed) this.#resubscribe(channel, entry);
@@ -340,8 +352,31 @@ export class RealtimeClient {
       this.#refuse(command, new RealtimeError("too_large", `the frame would be over ${limit} bytes`));
       return;
     }
-    this.#pending.set(id, command);
-    this.#socket.send(text);
+    this.#paced.push([id, text, command]);
+    this.#transmit();
+  }
+
+  // Send what the rate limit allows now (a resubscription of many channels after a
+  // reconnect, say); the rest when tokens come back. Without this, more commands
+  // than the welcome's `burst` at once get `rate_limited` and then close 4029.
+  #transmit() {
+    clearTimeout(this.#paceTimer);
+    const rate = (this.#welcome?.rate ?? Infinity) * 0.9;
+    const burst = Math.max(1, (this.#welcome?.burst ?? Infinity) - 1);
+    const now = performance.now();
+    const elapsed = (now - this.#tokensAt) / 1000;
+    this.#tokens = Number.isFinite(rate) ? Math.min(burst, this.#tokens + elapsed * rate) : burst;
+    this.#tokensAt = now;
+    while (this.#paced.length && this.#tokens >= 1) {
+      const [id, text, command] = this.#paced.shift();
+      this.#tokens -= 1;
+      this.#pending.set(id, command);
+      this.#socket.send(text);
+    }
+    if (this.#paced.length) {
+      const wait = Math.ceil(((1 - this.#tokens) / rate) * 1000);
+      this.#paceTimer = setTimeout(() => this.#transmit(), wait);
+    }
   }
 
   #refuse(command, error) {
