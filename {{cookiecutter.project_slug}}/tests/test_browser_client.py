@@ -534,8 +534,8 @@ async def test_a_page_with_more_channels_than_one_burst_gets_them_all_and_back_a
     # client paces its commands by the welcome's rate and burst, when the page
     # subscribes and when a reconnect resubscribes every channel.
     channels = 128
-    subscribe_all = """(count) => Promise.all(Array.from({ length: count },
-      (_, i) => outcome(client.subscribe(`room-${i}`, deliver)).then((o) => o.error?.code ?? "ok")))"""
+    subscribe_all = """(count) => Promise.all(Array.from({ length: count }, (_, i) =>
+      outcome(client.subscribe(`room-${i}`, deliver)).then((o) => o.error?.code ?? "ok")))"""
     async with serve(with_page(create_app(Settings(_env_file=None)))) as service:
         port = service.port
         await started(page, service, None)

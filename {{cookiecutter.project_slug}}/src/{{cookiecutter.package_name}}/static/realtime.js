@@ -274,9 +274,9 @@ export class RealtimeClient {
     this.#state = "open";
     this.#status({ state: "open", client: frame.client, user: frame.user, expiresAt: frame.expires_at });
     this.#scheduleRefresh(frame.expires_at);
-    // The server's bucket starts full; ours starts one short of it and refills a
-    // little slower, so clock drift and the network never make it refuse a command.
-    this.#tokens = Math.max(1, (frame.burst ?? Infinity) - 1);
+    // The server's bucket starts full, as ours does; ours refills a little
+    // slower, so clock drift and the network never make it refuse a command.
+    this.#tokens = frame.burst ?? Infinity;
     this.#tokensAt = performance.now();
     for (const [channel, entry] of this.#channels) {
       clearTimeout(entry.timer);  // a retry planned on the lost connection: this replaces it
@@ -362,7 +362,7 @@ export class RealtimeClient {
   #transmit() {
     clearTimeout(this.#paceTimer);
     const rate = (this.#welcome?.rate ?? Infinity) * 0.9;
-    const burst = Math.max(1, (this.#welcome?.burst ?? Infinity) - 1);
+    const burst = this.#welcome?.burst ?? Infinity;
     const now = performance.now();
     const elapsed = (now - this.#tokensAt) / 1000;
     this.#tokens = Number.isFinite(rate) ? Math.min(burst, this.#tokens + elapsed * rate) : burst;
