@@ -32,8 +32,9 @@ from typing import Any
 from jinja2 import nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import MAX_RANGE
+from jinja2.utils import Namespace
 
 # The heaviest value a template may build: Jinja's own bound on `range`.
 MAX_SIZE = MAX_RANGE
@@ -106,9 +107,11 @@ def measure(value: Any, limit: int = MAX_SIZE) -> tuple[int, int]:
         if isinstance(item, range):
             weight += max(len(item), 1)
             continue
-        inner = getattr(item, "_Namespace__attrs", None)  # jinja2.utils.Namespace: a mapping in disguise
-        if isinstance(inner, dict):
-            item = inner
+        if isinstance(item, Undefined):  # any other look at it raises (StrictUndefined)
+            weight += 1
+            continue
+        if isinstance(item, Namespace):  # a mapping in disguise, which `repr` shows whole
+            item = item._Namespace__attrs
         if isinstance(item, Mapping | Collection) and not isinstance(item, Context):
             weight += 0 if len(item) else 1  # its items count, or 1 for an empty one
             parts = (p for pair in item.items() for p in pair) if isinstance(item, Mapping) else item

@@ -159,6 +159,8 @@ FILTER_SIZES: dict[str, Sizer] = {
         weight(a.arguments["value"])
         + _int(a.arguments["slices"]) * (1 + weight(a.arguments.get("fill_with")))
     ),
+    # Rounding to a precision of n digits (either way) makes 10**n on the way.
+    "round": lambda a: abs(_int(a.arguments.get("precision", 0))),
     "tojson": _json_size,
     "jsonify": _json_size,
     # pprint indents each item by its depth.

@@ -263,6 +263,7 @@ HUGE = {
     "lipsum-words": "{{ lipsum(1, false, 10**6, 10**6 + 1) }}",
     "random-string": "{{ random_ascii_string(10**6) }}",
     "to-bytes": "{{ (1).to_bytes(10**6, 'big') }}",
+    "round-precision": "{{ (10**4000) | round(-10**6) }}",
     "batch-fill": "{{ [1] | batch(10**6, 0) | list }}",
     "slice-count": "{{ [1] | slice(10**6) | list }}",
     "tojson-indent": "{{ [[[[[[1]]]]]] | tojson(10**5) }}",
@@ -414,6 +415,11 @@ HARMLESS = {
     "{% for w in ['a', 'b'] %}{{ w | upper }}{% endfor %} Service": "AB Service",
     "Service {{ range(3) | map('string') | join(', ' ~ '') | replace(', ', '-') }}": "Service 0-1-2",
     "Service {{ 'ab' | center(4) | trim }}": "Service ab",
+    "Service {{ 'yes' if cookiecutter.missing is defined else 'no' }}": "Service no",
+    "Service {{ cookiecutter.missing | default('x') }}": "Service x",
+    "{% set n = namespace(n=0) %}{% for i in range(3) %}{% set n.n = n.n + i %}{% endfor %}S {{ n.n }}": (
+        "S 3"
+    ),
 }
 
 
