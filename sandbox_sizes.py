@@ -106,9 +106,9 @@ def _sum_work(bound: inspect.BoundArguments) -> int:
 
 def _json_size(bound: inspect.BoundArguments) -> int:
     # Each item on a line of its own, indented by its depth times `indent`.
-    weight, depth = measure(bound.arguments.get("value", bound.arguments.get("obj")))
+    size, depth = measure(bound.arguments.get("value", bound.arguments.get("obj")))
     indent = bound.arguments.get("indent")
-    return weight * (2 + _int(indent) * depth) if indent is not None else weight * 2
+    return size * (2 + _int(indent) * depth) if indent is not None else size * 2
 
 
 def _replace_size(text: Any, old: Any, new: Any, count: Any) -> int:
