@@ -22,17 +22,23 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
-from collections.abc import Sized
+import types
+from collections.abc import Callable, Iterable, Iterator
+from functools import update_wrapper
 from typing import Any, cast
 
 from cookiecutter.exceptions import ContextDecodingException
 from jinja2 import Environment, Template, nodes, pass_environment
-from jinja2.exceptions import SecurityError
+from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.ext import Extension
 from jinja2.filters import do_attr
 from jinja2.runtime import Context, Undefined
-from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment, SandboxedEnvironment, safe_range
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SandboxedFormatter, safe_range
+from markupsafe import Markup
+
+import sandbox_bounds as bounds
+import sandbox_sizes as sizes
+from sandbox_bounds import MAX_POWER_DIGITS
 
 # Markdown characters that start emphasis, links, HTML, headings or tables.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
@@ -73,50 +79,111 @@ def answers_json(context: dict[str, Any]) -> str:
     return json.dumps({"cookiecutter": kept}, indent=2, ensure_ascii=False)
 
 
-# The largest number ``**`` may make: the most digits Python prints by default.
-MAX_POWER_DIGITS = sys.int_info.default_max_str_digits
-# The longest text or list ``*`` may make: Jinja's own bound on ``range``.
-MAX_REPEAT = MAX_RANGE
-
-
-# Cookiecutter's command line prints its own exceptions, this one among them,
+# Cookiecutter's command line prints its own exceptions, these among them,
 # as one line and exits 1; anything else escapes as a traceback.
-class UnsafeTemplate(SecurityError, ContextDecodingException):  # type: ignore[misc]  # cookiecutter is untyped
+class UnrenderableTemplate(ContextDecodingException):  # type: ignore[misc]  # cookiecutter is untyped
+    """An answer (or template) whose rendering raised; the message names it and the error."""
+
+
+class UnsafeTemplate(SecurityError, UnrenderableTemplate):
     """An answer (or template) that tried what Jinja's sandbox refuses; the message names it."""
 
 
 class SandboxedTemplate(Template):
-    """A template whose sandbox refusals name the answer or file they came from."""
+    """A template rendered within the sandbox's bounds (sandbox_bounds), whose failures
+    name the answer or file they came from, in one line."""
 
     source: str | None = None
 
     def render(self, *args: Any, **kwargs: Any) -> str:
-        """Render as Jinja does; raise UnsafeTemplate where the sandbox refuses."""
+        """Render as Jinja does; raise UnsafeTemplate where the sandbox refuses, and
+        UnrenderableTemplate where the template raised (`{{ 1/0 }}`).
+
+        An undefined variable's UndefinedError passes unchanged: cookiecutter
+        reports it itself, naming the prompt.
+        """
+        what = repr(self.source) if self.source is not None else f"template {self.name}"
         try:
-            return super().render(*args, **kwargs)
-        except (SecurityError, OverflowError) as exc:
+            with bounds.budget():
+                return super().render(*args, **kwargs)
+        except (SecurityError, OverflowError, MemoryError) as exc:
             # OverflowError: Jinja's sandbox refuses a huge range() with it.
-            what = repr(self.source) if self.source is not None else f"template {self.name}"
-            reason = str(exc).removesuffix(".")
+            reason = str(exc).removesuffix(".") or type(exc).__name__
             raise UnsafeTemplate(
                 f"ERROR: {what} refused by Jinja's sandbox: {reason}; "
-                "answers may use filters and arithmetic, not Python internals"
+                "answers may use filters and arithmetic on small values, not Python internals"
             ) from exc
+        except UndefinedError:
+            raise
+        except Exception as exc:  # the outer boundary of a render
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split()).rstrip(":")
+            raise UnrenderableTemplate(f"ERROR: {what} cannot be rendered: {reason}") from exc
 
 
 class AnswerSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, bounding the numbers and texts that ``**`` and ``*`` make."""
+    """Jinja's immutable sandbox, within the bounds of sandbox_bounds: every operator, call,
+    filter, loop and output of a render is weighed and charged there."""
 
     template_class = SandboxedTemplate
-    intercepted_binops = frozenset({"**", "*"})
+    code_generator_class = bounds.BoundedCodeGenerator
+    intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         """Apply the operator; raise SecurityError where its result would be huge."""
+        bounds.charge(1)
         if operator == "**" and _power_digits(left, right) > MAX_POWER_DIGITS:
             raise SecurityError(f"a power of more than {MAX_POWER_DIGITS} digits is too big")
-        if operator == "*" and _repeat_length(left, right) > MAX_REPEAT:
-            raise SecurityError(f"a repetition of more than {MAX_REPEAT} items is too long")
-        return super().call_binop(context, operator, left, right)
+        if operator == "*":
+            bounds.refuse_size(_product_size(left, right), "a repetition or product")
+        if operator == "%":
+            bounds.refuse_size(sizes.printf_size(left, right), "a %-formatted text")
+        return self.weighed(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call as Jinja's sandbox does; raise SecurityError where the result would be huge."""
+        # The double underscores, as Jinja's: a template may pass any keyword.
+        if not __self.is_safe_callable(__obj):
+            raise SecurityError(f"{__obj!r} is not safely callable")
+        sizes.check_call(__obj, args, kwargs)
+        return __self.weighed(__context.call(__obj, *args, **kwargs))
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja's sandboxed ``str.format`` and ``format_map``, bounding each field's width and
+        the whole text (Jinja 3.1.6's own, with a bounded formatter)."""
+        if not isinstance(value, types.MethodType | types.BuiltinMethodType) or value.__name__ not in (
+            "format",
+            "format_map",
+        ):
+            return None
+        owner = value.__self__
+        if not isinstance(owner, str):
+            return None
+        text_type, is_format_map = type(owner), value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            formatter: SandboxedFormatter
+            if isinstance(owner, Markup):
+                formatter = sizes.BoundedEscapeFormatter(self, escape=owner.escape)
+            else:
+                formatter = sizes.BoundedFormatter(self)
+            if is_format_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs, args = args[0], ()
+            return text_type(formatter.vformat(owner, args, kwargs))
+
+        return update_wrapper(wrapper, value)
+
+    def weighed(self, value: Any) -> Any:
+        """`value`, once weighed (sandbox_bounds.weigh); compiled templates call this."""
+        bounds.weigh(value)
+        return value
+
+    def iterate(self, iterable: Iterable[Any], cost: int) -> Iterator[Any]:
+        """A loop's items, each charging `cost`; compiled templates call this."""
+        return bounds.iterate(iterable, cost)
 
     def from_string(
         self,
@@ -150,11 +217,14 @@ def _power_digits(base: Any, exponent: Any) -> float:
     return 0
 
 
-def _repeat_length(left: Any, right: Any) -> int:
-    """How many items ``left * right`` has when it repeats a text or list (0 otherwise)."""
+def _product_size(left: Any, right: Any) -> int:
+    """How much ``left * right`` weighs when it repeats a text or list, or multiplies
+    whole numbers (0 otherwise)."""
+    if isinstance(left, int) and isinstance(right, int):
+        return bounds.measure(left)[0] + bounds.measure(right)[0]
     for sequence, count in ((left, right), (right, left)):
-        if isinstance(sequence, Sized) and not isinstance(sequence, dict) and isinstance(count, int):
-            return len(sequence) * count
+        if isinstance(count, int) and not isinstance(sequence, int | float | dict):
+            return bounds.measure(sequence)[0] * count
     return 0
 
 
@@ -184,6 +254,10 @@ def sandbox(environment: Environment) -> None:
     sandboxed.binop_table = SandboxedEnvironment.default_binop_table.copy()
     sandboxed.unop_table = SandboxedEnvironment.default_unop_table.copy()
     sandboxed.filters["attr"] = _attr
+    # Every filter and test, bounded (the quoting extension adds its own before this).
+    for table in (sandboxed.filters, sandboxed.tests):
+        for name, function in table.items():
+            table[name] = sizes.bounded_filter(name, cast(Callable[..., Any], function))
 
 
 class QuotingExtension(Extension):
@@ -196,8 +270,8 @@ class QuotingExtension(Extension):
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        sandbox(environment)
         environment.filters["string_literal"] = string_literal
         environment.filters["python_string"] = python_string
         environment.filters["markdown_text"] = markdown_text
         environment.filters["answers_json"] = answers_json
+        sandbox(environment)

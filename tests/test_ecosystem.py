@@ -331,6 +331,8 @@ def _template_copy(destination: Path) -> Path:
             "--",
             "cookiecutter.json",
             "local_extensions.py",
+            "sandbox_bounds.py",
+            "sandbox_sizes.py",
             "hooks",
             ":(literal){{cookiecutter.project_slug}}",
         ],

@@ -2,18 +2,23 @@
 
 HTTP through Starlette's TestClient with the Host header set, and straight
 through the ASGI app for what no HTTP client library sends (no Host, two of
-them, control characters). In WebSocket bakes, `test_ws.py` tries the same
-hosts on handshakes and requests over a real uvicorn.
+them, control characters). Absolute-form targets over a real uvicorn and a
+raw socket, with each of its HTTP parsers. In WebSocket bakes, `test_ws.py`
+tries the same hosts on handshakes and requests over a real uvicorn.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.types import Message, Scope
@@ -258,6 +263,103 @@ def test_a_star_among_the_hosts_answers_any_host(
     monkeypatch.setenv("TRUSTED_HOSTS", written)
     with TestClient(create_app(Settings(_env_file=None))) as client:
         assert client.get("/health", headers={"host": "attacker.example"}).status_code == 200
+
+
+# --- Absolute-form targets: the host is the target's (RFC 9112 section 3.2.2) --------
+
+# Each names an untrusted host in its target; every request says `Host: 127.0.0.1`.
+UNTRUSTED_TARGETS = [
+    "http://evil.example/health",
+    "http://evil.example:8000/health",
+    "HTTP://EVIL.EXAMPLE/health",
+    "https://evil.example/health?x=1",
+    "ws://evil.example/health",
+    "http://evil.example",
+    "http://127.0.0.1@evil.example/health",
+    "http://evil.example@127.0.0.1/health",
+    "http:///health",
+]
+# Each names a trusted host in its target, whatever the Host header says.
+TRUSTED_TARGETS = [
+    ("http://127.0.0.1/health", "127.0.0.1"),
+    ("http://127.0.0.1:8000/health?x=1", "127.0.0.1"),
+    ("http://127.0.0.1/health", "evil.example"),
+]
+
+
+@pytest.fixture(params=["python-m", "h11"])
+def http(request: pytest.FixtureRequest, uvicorn_options: Callable[..., dict[str, Any]]) -> Any:
+    """uvicorn's `http` option: what `python -m` passes (the httptools parser), or h11."""
+    return uvicorn_options()["http"] if request.param == "python-m" else request.param
+
+
+@asynccontextmanager
+async def served(app: FastAPI, http: Any, root_path: str = "") -> AsyncIterator[int]:
+    """`app` under a real uvicorn in this event loop, on a loopback port (yielded) that
+    listens before uvicorn starts, so that a client can connect at once."""
+    listening = socket.create_server(("127.0.0.1", 0))
+    config = uvicorn.Config(app, http=http, root_path=root_path, log_config=None)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        yield listening.getsockname()[1]
+    finally:
+        server.should_exit = True
+        async with asyncio.timeout(10):
+            await serving
+        listening.close()
+
+
+def exchange(port: int, target: str, host: str) -> bytes:
+    """The status line of `GET target`, sent over a raw socket with this Host."""
+    request = f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return answer.partition(b"\r\n")[0]
+
+
+@pytest.mark.anyio
+async def test_an_absolute_form_target_naming_an_untrusted_host_is_refused(
+    http: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(_env_file=None, trusted_hosts=["127.0.0.1"]))
+    with caplog.at_level(logging.INFO):
+        async with served(app, http) as port:
+            for target in UNTRUSTED_TARGETS:
+                status = await asyncio.to_thread(exchange, port, target, "127.0.0.1")
+                assert status == b"HTTP/1.1 400 Bad Request", (target, status)
+            # An origin-form request from the same client is answered.
+            status = await asyncio.to_thread(exchange, port, "/health", "127.0.0.1")
+            assert status == b"HTTP/1.1 200 OK"
+    # Logged with the host the target names (uvicorn's httptools refuses `http:///health` itself).
+    refusals = [m for m in caplog.messages if "TRUSTED_HOSTS" in m]
+    assert "'evil.example' is not in TRUSTED_HOSTS" in refusals[0], refusals
+
+
+@pytest.mark.anyio
+async def test_an_absolute_form_target_is_refused_behind_a_root_path(http: Any) -> None:
+    # uvicorn puts ROOT_PATH in front of the target it keeps in `raw_path`.
+    app = create_app(Settings(_env_file=None, trusted_hosts=["127.0.0.1"], root_path="/realtime"))
+    async with served(app, http, root_path="/realtime") as port:
+        status = await asyncio.to_thread(exchange, port, "http://evil.example/health", "127.0.0.1")
+        assert status == b"HTTP/1.1 400 Bad Request"
+        assert await asyncio.to_thread(exchange, port, "/health", "127.0.0.1") == b"HTTP/1.1 200 OK"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("target", "host"), TRUSTED_TARGETS)
+async def test_an_absolute_form_target_naming_a_trusted_host_is_not_refused(
+    http: Any, target: str, host: str
+) -> None:
+    # Served with the httptools parser; h11's uvicorn routes on the whole target (a 404).
+    app = create_app(Settings(_env_file=None, trusted_hosts=["127.0.0.1"]))
+    async with served(app, http) as port:
+        status = await asyncio.to_thread(exchange, port, target, host)
+    assert status in (b"HTTP/1.1 200 OK", b"HTTP/1.1 404 Not Found"), status
+    assert (status == b"HTTP/1.1 200 OK") == (http != "h11"), status
 
 
 # --- The setting ------------------------------------------------------------------

@@ -673,6 +673,23 @@ async def test_any_other_host_gets_400_for_a_handshake_and_a_request_logged_once
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
+@pytest.mark.parametrize(
+    "target",
+    [
+        b"http://attacker.example/ws",
+        b"ws://attacker.example:8000/ws",
+        b"http://localhost@attacker.example/ws",
+    ],
+)
+async def test_a_handshake_whose_target_names_another_host_gets_400(
+    loopback_live: Live, target: bytes
+) -> None:
+    # RFC 9112 section 3.2.2: an absolute-form target names the host, not Host. uvicorn's
+    # WebSocket protocols keep it in `raw_path` whichever HTTP parser handed them the request.
+    handshake = with_host("localhost", b"GET " + target + b" HTTP/1.1", UPGRADE)
+    assert await answer(loopback_live, handshake) == (400, UNTRUSTED)
+
+
 async def test_dns_rebinding_gets_past_the_origin_check_but_not_the_host_check(
     loopback_live: Live,
 ) -> None:

@@ -18,6 +18,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
 from .auth.tokens import mint
+from .http_protocol import PROTOCOL
 from .settings import LogLevel, get_settings
 
 # A development token lives at most a year (seconds).
@@ -97,6 +98,8 @@ def serve() -> None:
         root_path=settings.root_path,
         log_level=settings.log_level,
         log_config=logging_config(settings.log_level),
+        # uvicorn's httptools protocol, taking an absolute-form request's host from its target.
+        http=PROTOCOL,
         # Without a bound, one client that stops reading holds shutdown open.
         timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout),
 {%- if cookiecutter.use_websockets %}

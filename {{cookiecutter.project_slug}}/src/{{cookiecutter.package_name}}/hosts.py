@@ -16,6 +16,12 @@ ALLOWED_HOSTS also takes for `localhost`) is not `localhost` to it; and it
 answers a WebSocket handshake with a bare response where this service
 refuses with `handshake.refuse`. This module parses `Host` as RFC 9110 section 7.2 writes
 it (`uri-host [":" port]`), once, and looks the name up in a set.
+
+A request whose target is in absolute form (`GET http://evil.example/health`)
+is for the host its target names, whatever its Host says (RFC 9112 section
+3.2.2). uvicorn's h11 protocol keeps such a target in `raw_path`, where this
+module reads its authority in place of Host; its httptools protocol drops it,
+and http_protocol.py (what `python -m` runs) moves it into Host instead.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ REFUSAL = "untrusted Host header"
 REMEMBERED = 64
 # Characters of a Host header (or path) that a log line shows: a header can be kilobytes.
 LOGGED = 64
+
+# `scheme "://" authority`, the start of an absolute-form target (RFC 3986 section 3).
+ABSOLUTE_FORM = re.compile(rb"[a-z][a-z0-9+.-]*://([^/?#]*)", re.IGNORECASE)
 
 # A DNS name (labels of letters, digits, `-` and `_`, which container names
 # use) with an optional trailing dot, or an IPv6 literal in brackets; then
@@ -137,10 +146,13 @@ class TrustedHosts:
                     host = None
                     break
                 host = value
+        target = _target_authority(scope) if host is not None else None
+        if target is not None:  # RFC 9112 section 3.2.2: the target's host, not Host's
+            host = target
         if host is not None and (host in self.known or self.trusts(host)):
             await self.app(scope, receive, send)
             return
-        self._log(scope, [value for key, value in scope["headers"] if key == b"host"])
+        self._log(scope, [value for key, value in scope["headers"] if key == b"host"], target)
         if scope["type"] == "websocket":
             scope[SERVER_SEND] = send  # outermost: this is the server's own send
             await refuse(WebSocket(scope, receive, send), status.HTTP_400_BAD_REQUEST, REFUSAL)
@@ -156,10 +168,12 @@ class TrustedHosts:
             self.known.add(header)
         return True
 
-    def _log(self, scope: Scope, hosts: list[bytes]) -> None:
+    def _log(self, scope: Scope, hosts: list[bytes], target: bytes | None) -> None:
         # One line per refusal and no rate limit: uvicorn's access log already
         # writes one for every request, refused or not.
-        if len(hosts) == 1:
+        if target is not None:
+            cause = f"the target's host {_shown(target.decode('latin-1'))} is not in TRUSTED_HOSTS"
+        elif len(hosts) == 1:
             cause = f"Host {_shown(hosts[0].decode('latin-1'))} is not in TRUSTED_HOSTS"
         elif hosts:
             cause = f"{len(hosts)} Host headers, not one, to check against TRUSTED_HOSTS"
@@ -172,6 +186,18 @@ class TrustedHosts:
             cause,
             self.patterns,
         )
+
+
+def _target_authority(scope: Scope) -> bytes | None:
+    """The authority of the request's target when it is in absolute form (from `raw_path`,
+    after the root path uvicorn puts in front), else None."""
+    raw_path: bytes | None = scope.get("raw_path")
+    start = len(scope.get("root_path", ""))
+    # Origin form, nearly every request: one comparison.
+    if raw_path is None or raw_path[start : start + 1] == b"/":
+        return None
+    target = ABSOLUTE_FORM.match(raw_path, start)
+    return None if target is None else target[1]
 
 
 def _shown(text: str) -> str:
