@@ -13,7 +13,7 @@ changes the answers, or builds something huge, when rendered outside the
 sandbox; each would bake (or leave the marker) on the template without it.
 
 Within the sandbox, an answer may build no value heavier than MAX_SIZE and do no
-more than MAX_WORK steps (sandbox_bounds): the payloads of "Huge values and
+more than MAX_WORK steps (local_extensions.bounds): the payloads of "Huge values and
 endless work" build such values, or loop, without `*`, `**` or a big `range`.
 """
 
@@ -40,8 +40,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from local_extensions import UnrenderableTemplate, sandbox
-from sandbox_bounds import MAX_SIZE, MAX_WORK
-from sandbox_sizes import is_bounded
+from local_extensions.bounds import MAX_SIZE, MAX_WORK
+from local_extensions.sizes import is_bounded
 from tests.combinations import PROMPTS, TEMPLATE, default_answers
 
 # MARKER is replaced with a path in the test's own folder.
@@ -450,7 +450,7 @@ def test_sandboxing_an_environment_sets_up_what_jinjas_own_sandbox_does() -> Non
     assert ours.globals == jinjas.globals
     assert ours.binop_table == jinjas.binop_table  # type: ignore[attr-defined]
     assert ours.unop_table == jinjas.unop_table  # type: ignore[attr-defined]
-    # Every filter and test is Jinja's own, bounded (sandbox_bounds).
+    # Every filter and test is Jinja's own, bounded (local_extensions.bounds).
     for table, jinjas_table in ((ours.filters, jinjas.filters), (ours.tests, jinjas.tests)):
         assert table.keys() == jinjas_table.keys()
         assert all(is_bounded(cast(Callable[..., Any], f)) for f in table.values())

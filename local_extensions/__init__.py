@@ -36,9 +36,8 @@ from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SandboxedFormatter, safe_range
 from markupsafe import Markup
 
-import sandbox_bounds as bounds
-import sandbox_sizes as sizes
-from sandbox_bounds import MAX_POWER_DIGITS
+from . import bounds, sizes
+from .bounds import MAX_POWER_DIGITS
 
 # Markdown characters that start emphasis, links, HTML, headings or tables.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
@@ -90,7 +89,7 @@ class UnsafeTemplate(SecurityError, UnrenderableTemplate):
 
 
 class SandboxedTemplate(Template):
-    """A template rendered within the sandbox's bounds (sandbox_bounds), whose failures
+    """A template rendered within the sandbox's bounds (local_extensions.bounds), whose failures
     name the answer or file they came from, in one line."""
 
     source: str | None = None
@@ -121,7 +120,7 @@ class SandboxedTemplate(Template):
 
 
 class AnswerSandbox(ImmutableSandboxedEnvironment):
-    """Jinja's immutable sandbox, within the bounds of sandbox_bounds: every operator, call,
+    """Jinja's immutable sandbox, within the bounds of local_extensions.bounds: every operator, call,
     filter, loop and output of a render is weighed and charged there."""
 
     template_class = SandboxedTemplate
@@ -177,7 +176,7 @@ class AnswerSandbox(ImmutableSandboxedEnvironment):
         return update_wrapper(wrapper, value)
 
     def weighed(self, value: Any) -> Any:
-        """`value`, once weighed (sandbox_bounds.weigh); compiled templates call this."""
+        """`value`, once weighed (local_extensions.bounds.weigh); compiled templates call this."""
         bounds.weigh(value)
         return value
 

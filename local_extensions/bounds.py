@@ -16,7 +16,7 @@ The bound here has two parts, both per render of one answer (or file):
   its loops are nested and whatever they iterate over.
 
 This module holds the budget, the weights and the checks compiled into every
-template; sandbox_sizes.py what each filter, method and format may make.
+template; local_extensions/sizes.py what each filter, method and format may make.
 A refusal is a SecurityError; local_extensions.SandboxedTemplate turns it into one line.
 """
 

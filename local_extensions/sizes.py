@@ -1,7 +1,7 @@
-"""What each operation an answer can run may make: the sizes behind sandbox_bounds' MAX_SIZE.
+"""What each operation an answer can run may make: the sizes behind local_extensions.bounds' MAX_SIZE.
 
 Most filters and methods make something about as big as what they are given,
-which sandbox_bounds weighs and charges. These can make far more, by a factor
+which local_extensions.bounds weighs and charges. These can make far more, by a factor
 an argument chooses: a width (`center`, `indent`, a format field's `{:>N}` or
 `%Ns`), a count (`batch`, `slice`, `lipsum`, `to_bytes`), or a text repeated
 at each match, item or break (`replace`, `join`, `wordwrap`, `urlize`). Each
@@ -22,7 +22,7 @@ from typing import Any
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEscapeFormatter, SandboxedFormatter
 
-from sandbox_bounds import charge, measure, refuse_size, weigh, weight
+from .bounds import charge, measure, refuse_size, weigh, weight
 
 
 def _text_length(value: Any) -> int:
