@@ -166,7 +166,13 @@ AWKWARD = {
 }
 
 
-LONGEST = {"project_name": "N" * 58 + '"', "project_slug": "s" * 40, "package_name": "p" * 32}
+# Every option on, so that every file meets the longest names.
+LONGEST = {
+    "project_name": "N" * 58 + '"',
+    "project_slug": "s" * 40,
+    "package_name": "p" * 32,
+    "use_redis": True,
+}
 
 
 def test_the_longest_accepted_names_bake_within_the_line_length(tmp_path: Path) -> None:

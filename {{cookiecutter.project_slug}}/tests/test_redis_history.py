@@ -23,7 +23,11 @@ import pytest
 from redis.crc import key_slot
 from websockets.asyncio.client import ClientConnection, connect
 
-from {{ cookiecutter.package_name }}.broadcast.envelope import Position, message_frame, resync_frame
+from {{ cookiecutter.package_name }}.broadcast.envelope import (
+    Position,
+    message_frame,
+    resync_frame,
+)
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.redis_client import create_redis
 from {{ cookiecutter.package_name }}.settings import Settings
