@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from {{ cookiecutter.package_name }}.api import notifications
 from {{ cookiecutter.package_name }}.auth.tokens import mint
+from {{ cookiecutter.package_name }}.limits import ECHOED
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -76,6 +77,17 @@ def test_an_unknown_job_is_the_documented_404(client: TestClient) -> None:
     assert "nope" in response.json()["detail"]
     schema = create_app(Settings(_env_file=None)).openapi()
     assert_documented(schema, "GET", "/jobs/{job_id}", response)
+
+
+@pytest.mark.parametrize("job_id", ["x" * 65, "x" * 60_000, "\u00e9" * 5000])
+def test_a_404_for_a_job_echoes_at_most_a_short_prefix_of_its_id(
+    client: TestClient, job_id: str
+) -> None:
+    # As a validation error shows 64 characters of a bad input: a 60 KB id (up to
+    # uvicorn's bound on a request line) must not make a 60 KB answer.
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"no job {job_id[:ECHOED] + '...'!r}"}
 
 
 # --- With authentication on ---------------------------------------------------

@@ -60,19 +60,6 @@ def test_an_envelope_whose_fields_this_service_never_writes_is_not_ours(
         read_envelope("lobby", text, LIMIT)
 
 
-# --- field report 7: what a refusal echoes --------------------------------------------------
-
-
-def test_a_404_for_a_job_echoes_at_most_a_short_prefix_of_its_id() -> None:
-    # Validation errors show 64 characters of a bad input; the 404 of /jobs/{job_id}
-    # shows the whole id (a 60 KB id: a 60 KB answer, up to uvicorn's request-line bound).
-    job_id = "x" * 60_000
-    with TestClient(create_app(Settings(_env_file=None))) as client:
-        answer = client.get(f"/jobs/{job_id}", headers={"Host": "localhost"})
-    assert answer.status_code == 404
-    assert len(answer.content) < 1024, len(answer.content)
-
-
 # --- field report 11: absolute-form request targets -----------------------------------------
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import jwt
 
+from ..limits import echoed
 from ..settings import Settings
 from .keys import public_key
 
@@ -117,7 +118,9 @@ class Authenticator:
         except jwt.PyJWKClientConnectionError as exc:
             raise InvalidToken("the signing keys could not be fetched") from exc
         except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc) or type(exc).__name__) from exc
+            # Cut: PyJWT quotes parts of the token (an unknown `kid`), which
+            # a 401 and a WebSocket error frame would echo whole.
+            raise InvalidToken(echoed(str(exc)) or type(exc).__name__) from exc
         return identity(claims)
 
 
