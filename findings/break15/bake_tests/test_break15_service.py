@@ -1,4 +1,4 @@
-"""Break15 findings in the served app: field reports 4, 5, 7 and 11 (kinds the suite misses).
+"""Break15 findings in the served app: field reports 5 and 11 (kinds the suite misses).
 
 Copy into a default bake's `tests/` (package `realtime_service`); each test fails on
 main at 4367cdd.
@@ -7,19 +7,11 @@ main at 4367cdd.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-import realtime_service as package
 from realtime_service.broadcast.envelope import NotOurs, Position, message_frame, read_envelope
 from realtime_service.main import create_app
 from realtime_service.settings import Settings
@@ -85,47 +77,3 @@ async def test_an_absolute_form_target_naming_an_untrusted_host_is_refused() -> 
         )
         answer = await asyncio.to_thread(_exchange, live.port, request)
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
-
-
-# --- field report 4: refusals logged with their cause, under `uvicorn <package>.main:app` ----
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def test_under_plain_uvicorn_a_refused_handshake_is_logged_with_its_cause(tmp_path: Path) -> None:
-    # `python -m` configures this package's loggers; `uvicorn <package>.main:app` (which the
-    # README offers) does not, so every INFO refusal cause ("no such endpoint", "origin",
-    # "not in TRUSTED_HOSTS") is lost and only uvicorn's bare "404" access line remains.
-    port = _free_port()
-    source = str(Path(inspect.getfile(package)).parent.parent)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "REDIS_"))}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))
-    env["TRUSTED_HOSTS"] = "127.0.0.1"
-    command = [sys.executable, "-m", "uvicorn", f"{package.__name__}.main:app", "--port", str(port)]
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "uvicorn did not start"
-                time.sleep(0.1)
-        handshake = (
-            b"GET /no-such-socket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
-        )
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(handshake)
-            assert sock.recv(65536).startswith(b"HTTP/1.1 404 ")
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=20)
-    assert "no such endpoint" in stderr, stderr

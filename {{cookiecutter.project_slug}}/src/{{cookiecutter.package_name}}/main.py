@@ -40,6 +40,7 @@ from .jobs import JobRunner
 from .lifespan import lifespan
 {%- endif %}
 from .limits import short_validation_errors
+from .logs import configure_logging
 from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; nothing opens until the server starts it."""
     settings = settings or get_settings()
+    # Under `uvicorn <package>.main:app` nothing else gives this package's loggers a handler.
+    configure_logging(settings.log_level)
     docs = settings.docs
     app = FastAPI(
         title=settings.app_name,
