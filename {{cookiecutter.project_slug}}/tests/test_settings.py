@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-import inspect
 import logging
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,6 +23,8 @@ import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.__main__ import logging_config
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
+
+from . import processes
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
 # Seconds a refusing process may take: it should exit at once.
@@ -70,15 +70,10 @@ def test_env_example_lists_every_setting_with_its_default() -> None:
 def run(cwd: Path, *args: str, **environment: str) -> subprocess.CompletedProcess[str]:
     """`python *args` with `environment` and none of the service's own variables set
     otherwise, and no `.env` in its folder."""
-    source = str(Path(inspect.getfile(package)).parent.parent)
-    ours = set(map(str.upper, Settings.model_fields))
-    env = {name: value for name, value in os.environ.items() if name not in ours}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))
-    env.update(environment)
     return subprocess.run(
         [sys.executable, *args],
         cwd=cwd,
-        env=env,
+        env=processes.environment(**environment),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
