@@ -29,7 +29,7 @@ from .broadcast.memory import memory_backend
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
 {%- endif %}
-from .errors import http_error
+from .errors import EVERY_ROUTE, http_error
 from .handshake import not_found
 from .head import HeadAsGet
 from .hosts import ANY, TrustedHosts
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         # Every route: 413 once the declared length or the bytes read pass it.
         max_body_size=settings.max_body_size,
+        responses=EVERY_ROUTE,
 {%- if cookiecutter.use_lifespan %}
         lifespan=lifespan,
 {%- endif %}
