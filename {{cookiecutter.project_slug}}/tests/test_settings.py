@@ -219,6 +219,10 @@ def test_choices_are_case_insensitive_and_take_the_usual_aliases(
         ("SHUTDOWN_TIMEOUT", "soon", "number"),
 {%- if cookiecutter.use_redis %}
         ("REDIS_URL", "redis://localhost:6379/0?db=one", "not a Redis URL"),
+        ("REDIS_URL", "redis://localhost:6379/0?max_connections=-1", "not a Redis URL"),
+        ("REDIS_URL", "redis://localhost:6379/0?socket_timeout=inf", "at most 300"),
+        ("REDIS_URL", "redis://localhost/0?socket_connect_timeout=1e400", "at most 300"),
+        ("REDIS_URL", "redis://localhost/0?socket_keepalive=yes&socket_timeout=-1", "above 0"),
         ("REDIS_PREFIX", "my app", "printable"),
         ("REDIS_PREFIX", "{tagged}", "braces"),
         ("REDIS_PREFIX", "ends-with:", "trailing ':'"),

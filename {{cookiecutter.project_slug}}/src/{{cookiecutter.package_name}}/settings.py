@@ -25,6 +25,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 {%- if cookiecutter.use_redis %}
+from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import parse_url
 {%- endif %}
 
@@ -294,9 +295,17 @@ class Settings(BaseSettings):
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         try:
-            parse_url(url)
+            options = parse_url(url)
+            # The pool checks what parse_url leaves alone (max_connections=-1); it
+            # connects to nothing until used.
+            ConnectionPool.from_url(url)
         except ValueError as exc:  # e.g. a database number that is not a number
             raise ValueError(f"not a Redis URL: {exc}") from None
+        for option, value in options.items():  # ?socket_timeout=inf, as REDIS_TIMEOUT
+            if isinstance(value, float) and not 0 < value <= MAX_WAIT:
+                raise ValueError(
+                    f"not a Redis URL: {option} must be seconds above 0, at most {MAX_WAIT:g}"
+                )
         return url
 
     @field_validator("redis_prefix")
