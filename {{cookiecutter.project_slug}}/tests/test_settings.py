@@ -350,7 +350,7 @@ def test_a_key_url_or_path_that_cannot_work_is_refused_in_one_line_naming_it(
         ("AUTH_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----", {}),
         ("AUTH_JWKS_URL", "id.example.com/jwks.json", {}),
         ("SHUTDOWN_TIMEOUT", "inf", {}),
-{%- if cookiecutter.use_redis %}
+{%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
         ("HISTORY_TTL", "1e400", {"REDIS_URL": "redis://127.0.0.1:1/0"}),
 {%- elif cookiecutter.use_websockets %}
         ("HISTORY_TTL", "1e400", {}),
