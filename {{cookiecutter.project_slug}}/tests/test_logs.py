@@ -36,6 +36,9 @@ def test_under_uvicorns_logging_the_package_writes_to_its_handlers_at_the_level_
         import logging, logging.config
         from uvicorn.config import LOGGING_CONFIG
         from {PACKAGE}.logs import configure_logging
+        configure_logging("info")  # a script, a test: uvicorn configured nothing, nor this
+        package = logging.getLogger("{PACKAGE}")
+        assert (package.handlers, package.level, package.propagate) == ([], 0, True)
         logging.config.dictConfig(LOGGING_CONFIG)  # as `uvicorn <package>.main:app` does
         configure_logging("warning")
         configure_logging("debug")  # configured already: nothing changes
@@ -69,18 +72,6 @@ def test_logging_a_team_configured_is_left_alone(tmp_path: Path) -> None:
         logging.getLogger("{PACKAGE}.somewhere").info("theirs")
     """
     assert python(tmp_path, code) == ["team theirs"]
-
-
-def test_without_uvicorns_logging_nothing_is_configured(tmp_path: Path) -> None:
-    # A script or a test suite building the app: logging stays as it found it.
-    code = f"""if True:
-        import logging
-        from {PACKAGE}.logs import configure_logging
-        configure_logging("info")
-        package = logging.getLogger("{PACKAGE}")
-        print(package.handlers, package.level, package.propagate, file=__import__("sys").stderr)
-    """
-    assert python(tmp_path, code) == ["[] 0 True"]
 
 
 @pytest.mark.anyio
