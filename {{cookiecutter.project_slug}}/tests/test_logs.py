@@ -48,19 +48,6 @@ def test_under_uvicorns_logging_the_package_writes_to_its_handlers_at_the_level_
     assert python(tmp_path, code) == ["WARNING:  shown"]
 
 
-def test_logging_configured_as_python_m_does_is_left_alone(tmp_path: Path) -> None:
-    code = f"""if True:
-        import logging, logging.config
-        from {PACKAGE}.__main__ import logging_config
-        from {PACKAGE}.logs import configure_logging
-        logging.config.dictConfig(logging_config("info"))
-        configure_logging("debug")
-        logging.getLogger("{PACKAGE}.somewhere").debug("not shown")
-        logging.getLogger("{PACKAGE}.somewhere").info("once")
-    """
-    assert python(tmp_path, code) == ["INFO:     once"]
-
-
 def test_logging_a_team_configured_is_left_alone(tmp_path: Path) -> None:
     code = f"""if True:
         import logging, logging.config
