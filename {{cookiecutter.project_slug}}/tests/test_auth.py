@@ -34,6 +34,7 @@ from {{ cookiecutter.package_name }}.auth.tokens import (
     InvalidToken,
     mint,
 )
+from {{ cookiecutter.package_name }}.limits import ECHOED
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 
 pytestmark = pytest.mark.anyio
@@ -299,6 +300,17 @@ async def test_a_token_whose_kid_is_in_the_key_set_is_accepted(
     unknown = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "retired"})
     with pytest.raises(InvalidToken, match="signing key"):
         await verified(settings, unknown)
+
+
+async def test_a_refusal_quotes_at_most_a_short_prefix_of_what_the_token_holds(
+    key_sets: KeySetServer, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    # PyJWT quotes an unknown `kid` whole; a 401 or an error frame would echo it.
+    url = key_sets.offer("/echo.json", rsa_jwk(rsa_key, "current"))
+    token = jwt.encode(claims(), rsa_key, algorithm="RS256", headers={"kid": "k" * 10_000})
+    with pytest.raises(InvalidToken, match="signing key") as refused:
+        await verified(Settings(_env_file=None, auth_jwks_url=url), token)
+    assert len(str(refused.value)) <= ECHOED + len("...")
 
 
 async def test_a_key_set_offering_a_shared_secret_is_refused(key_sets: KeySetServer) -> None:

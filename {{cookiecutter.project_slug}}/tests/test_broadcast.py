@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from websockets.frames import Frame, Opcode
 
-from {{ cookiecutter.package_name }}.api.origins import origin_allowed
+from {{ cookiecutter.package_name }}.api.origins import origin_allowed, origin_patterns
 from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailable
 from {{ cookiecutter.package_name }}.broadcast.channels import channel_problem
 from {{ cookiecutter.package_name }}.broadcast.client import text_frame
@@ -158,10 +158,60 @@ def test_json_text_refuses_what_json_cannot_carry(value: object) -> None:
         ("http://[::1]:3000", "[::1]:3000", [], True),
         ("http://localhost:99999", "svc", DEV, False),
         ("http://localhost:5173/path", "svc", DEV, False),
+        # Names read as TRUSTED_HOSTS reads them: a trailing dot, IPv6 written long.
+        ("https://rt.example.com", "rt.example.com.", [], True),
+        ("https://rt.example.com.", "rt.example.com:443", [], True),
+        ("http://[0::1]", "[::1]:80", [], True),
+        ("http://[::1]:3000", "[0:0:0:0:0:0:0:1]:3000", [], True),
+        ("https://app.example.com", "svc", ["https://app.example.com."], True),
+        ("http://[0::1]:5173", "svc", DEV, True),
+        ("https://user@rt.example.com", "rt.example.com", [], False),
+        ("https://rt.example.com", "rt.example.com:", [], False),
+        ("https://rt.example.com", "a@rt.example.com", [], False),
     ],
 )
 def test_origin_policy(origin: str | None, host: str, allowed: list[str], expected: bool) -> None:
     assert origin_allowed(origin, host, allowed) is expected
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "*",
+        "https://app.example.com",
+        "https://APP.example.com:8443/",
+        "http://localhost:*",
+        "http://[::1]:3000",
+        "chrome-extension://abcdefghijklmnop",
+        "https://rt.example.com.",
+    ],
+)
+def test_an_origin_entry_is_kept_as_written(entry: str) -> None:
+    assert origin_patterns([entry]) == [entry]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "app.example.com",  # no scheme
+        "https://*.example.com",  # no wildcard names
+        "*.example.com",
+        "https://app.example.com/path",
+        "https://app.example.com?x=1",
+        "https://user@app.example.com",
+        "https://app.example.com:99999",
+        "https://app.example.com:port",
+        "https://",
+        "https://app example.com",
+        '{"a":1}',
+        '"https://app.example.com"',
+        "null",
+        "",
+    ],
+)
+def test_an_entry_no_origin_can_match_is_refused(entry: str) -> None:
+    with pytest.raises(ValueError, match="is not an origin"):
+        origin_patterns(["http://localhost:*", entry])
 
 
 class Recorder:

@@ -61,7 +61,8 @@ def test_every_error_the_schema_documents_has_a_body_to_parse(
     schema = every_route(monkeypatch).openapi()
     for method, path in operations(schema):
         operation = schema["paths"][path][method.lower()]
-        wanted = set()
+        # Any request: a Host outside TRUSTED_HOSTS, a Content-Length over MAX_BODY_SIZE.
+        wanted = {"400", "413"}
         if "requestBody" in operation:
             wanted |= {"413", "422"}
         if operation.get("parameters"):
@@ -103,6 +104,32 @@ def test_a_body_over_max_body_size_is_the_documented_413_on_every_route_that_tak
     for method, path in operations(schema, with_body=True):
         body = b'"' + b"x" * LIMIT + b'"' if sent == "declared" else chunks(LIMIT)
         response = bounded.request(method, concrete(path), headers=JSON, content=body)
+        assert response.status_code == 413, (method, path, response.text)
+        assert_documented(schema, method, path, response)
+
+
+def test_an_untrusted_host_is_the_documented_400_on_every_route(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Answered before any route runs: not started, nothing opens.
+    app = every_route(monkeypatch)
+    schema = app.openapi()
+    client = TestClient(app)
+    for method, path in operations(schema):
+        response = client.request(method, concrete(path), headers={"host": "evil.example"})
+        assert response.status_code == 400, (method, path, response.text)
+        assert response.json() == {"detail": "untrusted Host header"}
+        assert_documented(schema, method, path, response)
+
+
+def test_a_declared_oversize_body_is_the_documented_413_on_every_route(
+    bounded: TestClient,
+) -> None:
+    # A route that reads no body (GET /health) gets it too: Starlette answers 413 in
+    # place of the route's answer when the declared Content-Length is over the limit.
+    schema = bounded.get("/openapi.json").json()
+    for method, path in operations(schema):
+        response = bounded.request(method, concrete(path), content=b"x" * (LIMIT + 1))
         assert response.status_code == 413, (method, path, response.text)
         assert_documented(schema, method, path, response)
 

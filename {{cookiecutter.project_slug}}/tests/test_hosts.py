@@ -28,7 +28,8 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
-REFUSAL = b"untrusted Host header"
+# The ErrorBody of every other error (errors.py); a handshake gets the text alone.
+REFUSAL = b'{"detail":"untrusted Host header"}'
 
 # Every way a client may write a loopback name that development trusts.
 LOOPBACK_HOSTS = [
@@ -147,7 +148,7 @@ def test_development_refuses_any_other_host_with_400_logged_once(
         response = development.get("/health", headers={"host": host})
     assert response.status_code == 400
     assert response.content == REFUSAL
-    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-type"] == "application/json"
     assert [m for m in caplog.messages if "TRUSTED_HOSTS" in m] == [
         f"refused GET '/health': Host {host!r} is not in TRUSTED_HOSTS"
         " ['localhost', '127.0.0.1', '::1']"

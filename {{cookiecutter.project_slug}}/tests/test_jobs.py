@@ -77,9 +77,33 @@ async def test_drain_gives_up_at_the_deadline_and_says_so(caplog: pytest.LogCapt
         assert await jobs.drain(deadline=0.01) is False
     assert "1 job(s) still running" in caplog.text
     task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await task
     assert jobs.state("stuck") == "cancelled"
+
+
+async def test_a_cancelled_job_ends_its_task_with_one_warning_and_nothing_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Its task is the request's, the response sent: what uvicorn cancels at shutdown.
+    jobs = JobRunner()
+    started = asyncio.Event()
+
+    async def job() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(jobs.run("j1", "notify", job))
+    await started.wait()
+    with caplog.at_level(logging.DEBUG):
+        task.cancel()
+        await task  # raises nothing
+    assert not task.cancelled()
+    assert task.cancelling() == 0  # the cancellation was taken, not lost
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "job notify (j1) cancelled before it finished")
+    ]
+    assert jobs.state("j1") == "cancelled"
+    assert jobs.running == 0
 
 
 async def test_history_forgets_the_oldest_jobs_beyond_its_bound() -> None:

@@ -4,16 +4,20 @@ import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.api import notifications
 from {{ cookiecutter.package_name }}.auth.tokens import mint
+from {{ cookiecutter.package_name }}.limits import ECHOED
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .documented import assert_documented
+from .processes import child, exchange
 
 # Every wait here is on a condition, bounded by this many seconds.
 WAIT = 10.0
@@ -76,6 +80,17 @@ def test_an_unknown_job_is_the_documented_404(client: TestClient) -> None:
     assert "nope" in response.json()["detail"]
     schema = create_app(Settings(_env_file=None)).openapi()
     assert_documented(schema, "GET", "/jobs/{job_id}", response)
+
+
+@pytest.mark.parametrize("job_id", ["x" * 65, "x" * 60_000, "\u00e9" * 5000])
+def test_a_404_for_a_job_echoes_at_most_a_short_prefix_of_its_id(
+    client: TestClient, job_id: str
+) -> None:
+    # As a validation error shows 64 characters of a bad input: a 60 KB id (up to
+    # uvicorn's bound on a request line) must not make a 60 KB answer.
+    response = client.get(f"/jobs/{job_id}")
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"no job {job_id[:ECHOED] + '...'!r}"}
 
 
 # --- With authentication on ---------------------------------------------------
@@ -142,6 +157,49 @@ def test_a_blocking_provider_runs_in_a_thread_and_the_service_keeps_answering(
         finally:
             release.set()
         assert posted.result(WAIT).status_code == 202
+
+
+# `python -m`, its provider replaced by one that blocks until the process ends.
+BLOCKED_SERVICE = f"""if True:
+    import sys, threading
+    from {package.__name__} import __main__
+    from {package.__name__}.api import notifications
+
+    def blocking(notification):
+        print("provider blocked", file=sys.stderr, flush=True)
+        threading.Event().wait({WAIT})
+
+    notifications.send_with_provider = blocking
+    __main__.main(["serve"])
+"""
+
+
+@pytest.mark.anyio
+async def test_stopping_with_blocked_jobs_logs_one_line_per_cancelled_job(tmp_path: Path) -> None:
+    # uvicorn cancels the requests' tasks, the jobs' with them, once shutdown passes its
+    # graceful timeout; each used to log an "Exception in ASGI application" traceback.
+    jobs = 5
+    service = child(tmp_path, "-c", BLOCKED_SERVICE, PORT="0", SHUTDOWN_TIMEOUT="0.5")
+    async with service as served:
+        await served.wait_listening()
+        body = b'{"recipient": "ada@example.com", "message": "hi"}'
+        request = (
+            b"POST /notifications HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        for _ in range(jobs):
+            assert (await exchange(served.port, request)).startswith(b"HTTP/1.1 202 ")
+        await served.wait_for("provider blocked", count=jobs)
+        await served.stop()
+    output = "\n".join(served.lines)
+    assert "Traceback" not in output, output
+    cancelled = [line for line in served.lines if "cancelled before it finished" in line]
+    assert len(cancelled) == jobs, output
+    assert all(line.startswith("WARNING:  job send_notification (") for line in cancelled)
+    # uvicorn's own one line: "Cancel 5 running task(s), timeout graceful shutdown exceeded".
+    errors = [line for line in served.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1, output
+    assert "graceful shutdown" in errors[0], output
 
 
 def test_an_async_provider_runs_on_the_event_loop(

@@ -582,6 +582,8 @@ async def test_a_handshake_to_a_path_no_route_serves_gets_404_logged_once(
 # Handshakes and requests by Host (TRUSTED_HOSTS, hosts.py), over real sockets
 
 UNTRUSTED = b"untrusted Host header"
+# What a request (not a handshake) gets: the ErrorBody of every other error.
+UNTRUSTED_REQUEST = b'{"detail":"untrusted Host header"}'
 UPGRADE = (
     b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
@@ -661,7 +663,7 @@ async def test_any_other_host_gets_400_for_a_handshake_and_a_request_logged_once
         assert await answer(loopback_live, handshake) == (400, UNTRUSTED)
         # HTTP/1.0 may leave Host out; with TRUSTED_HOSTS it may not.
         request = with_host(host, b"GET /health HTTP/1.0")
-        assert await answer(loopback_live, request) == (400, UNTRUSTED)
+        assert await answer(loopback_live, request) == (400, UNTRUSTED_REQUEST)
     refusals = [m for m in caplog.messages if "TRUSTED_HOSTS" in m]
     assert [m.split(":", 1)[0] for m in refusals] == [
         "refused WebSocket '/ws'",
@@ -703,7 +705,7 @@ async def test_dns_rebinding_gets_past_the_origin_check_but_not_the_host_check(
         + b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
     )
     assert await answer(loopback_live, handshake) == (400, UNTRUSTED)
-    assert await answer(loopback_live, publish) == (400, UNTRUSTED)
+    assert await answer(loopback_live, publish) == (400, UNTRUSTED_REQUEST)
     # What the check stops: with any host trusted, the Origin check lets both through.
     async with server(trusted_hosts=["*"]) as anyhost:
         assert (await answer(anyhost, handshake))[0] == 101

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import socket
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -90,6 +91,7 @@ def _split(patterns: Sequence[str]) -> list[str]:
 def serve() -> None:
     """Serve the app with uvicorn until it is stopped."""
     settings = get_settings()
+    _check_host(settings.host)
     uvicorn.run(
         f"{__package__}.main:app",
         host=settings.host,
@@ -109,6 +111,15 @@ def serve() -> None:
         ws_per_message_deflate=settings.ws_per_message_deflate,
 {%- endif %}
     )
+
+
+def _check_host(host: str) -> None:
+    # uvicorn would log "[Errno -2] Name or service not known", naming no setting.
+    try:
+        socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a label IDNA cannot encode
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        sys.exit(f"error: HOST: {host!r} is no address or name to listen on ({reason})")
 
 
 if __name__ == "__main__":

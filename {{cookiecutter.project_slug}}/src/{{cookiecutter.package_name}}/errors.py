@@ -7,12 +7,12 @@ route can answer with the body it carries (clients are generated from it):
   that cannot be read as JSON: FastAPI's validation error,
   `{"detail": [{"type": ..., "loc": [...], "msg": ..., ...}]}`;
 - every other error: `ErrorBody`, `{"detail": "what went wrong"}`, the body
-  of FastAPI's HTTPException; but for a 413 that Starlette answers as text
-  (`too_large`).
+  of FastAPI's HTTPException, and of the 400 for an untrusted Host; but for a
+  413 that Starlette answers as text (`too_large`).
 
 Routes build their `responses=` from the entries here (`**UNAUTHENTICATED`,
-`**error(404, "...")`); FastAPI adds the 422 itself to every route that has
-a parameter or a body.
+`**error(404, "...")`); the app adds EVERY_ROUTE's to each, and FastAPI the
+422 to every route that has a parameter or a body.
 """
 
 from __future__ import annotations
@@ -68,6 +68,15 @@ def too_large(description: str) -> Responses:
 
 
 BODY_TOO_LARGE = too_large("Body larger than MAX_BODY_SIZE bytes")
+
+# What any request can get before a route sees it, so the app documents it on every
+# route (`FastAPI(responses=...)`): a Host outside TRUSTED_HOSTS (hosts.py), and a
+# declared Content-Length over MAX_BODY_SIZE, a GET's too. A route's own entry for a
+# status (its BODY_TOO_LARGE) takes the place of these.
+EVERY_ROUTE: Responses = {
+    **error(400, "Host header missing, repeated, malformed or not in TRUSTED_HOSTS"),
+    **too_large("Content-Length larger than MAX_BODY_SIZE bytes"),
+}
 
 # FastAPI answers a JSON syntax error with 422 `json_invalid`, but a JSON body
 # it fails to decode otherwise (bytes that are not UTF-8, nesting deeper than

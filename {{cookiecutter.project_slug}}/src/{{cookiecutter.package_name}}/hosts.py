@@ -32,7 +32,7 @@ import re
 from collections.abc import Sequence
 
 from fastapi import WebSocket, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .handshake import SERVER_SEND, refuse
@@ -115,7 +115,8 @@ def _pattern(text: str) -> str | None:
 
 class TrustedHosts:
     """ASGI middleware: HTTP 400 for a request or WebSocket handshake whose `Host` is
-    missing, repeated, malformed, or not one of `patterns` (as `host_patterns` returns them).
+    missing, repeated, malformed, or not one of `patterns` (as `host_patterns` returns them):
+    `{"detail": "untrusted Host header"}` to a request, that text to a handshake.
 
     Add it last with `app.add_middleware`, so that it runs first. Only a name is
     compared, never the port. With `*` among the patterns it lets everything through
@@ -157,7 +158,9 @@ class TrustedHosts:
             scope[SERVER_SEND] = send  # outermost: this is the server's own send
             await refuse(WebSocket(scope, receive, send), status.HTTP_400_BAD_REQUEST, REFUSAL)
         else:
-            await PlainTextResponse(REFUSAL, status.HTTP_400_BAD_REQUEST)(scope, receive, send)
+            # The ErrorBody every other error has (errors.py), documented on every route.
+            answer = JSONResponse({"detail": REFUSAL}, status.HTTP_400_BAD_REQUEST)
+            await answer(scope, receive, send)
 
     def trusts(self, header: bytes) -> bool:
         """Whether a `Host` header value names a trusted host."""

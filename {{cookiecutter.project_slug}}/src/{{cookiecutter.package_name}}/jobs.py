@@ -47,7 +47,11 @@ class JobRunner:
         return self._running
 
     async def run(self, job_id: str, name: str, job: Callable[[], Awaitable[None]]) -> None:
-        """Run one job to its end; never raises except to let cancellation through."""
+        """Run one job to its end, or until its task is cancelled; never raises.
+
+        Call it last in a task of its own (as `BackgroundTasks` does, after the
+        response): a cancellation ends the job with one WARNING, and the task quietly.
+        """
         self._running += 1
         self._idle.clear()
         self._record(job_id, "running")
@@ -56,7 +60,13 @@ class JobRunner:
         except asyncio.CancelledError:
             self._record(job_id, "cancelled")
             logger.warning("job %s (%s) cancelled before it finished", name, job_id)
-            raise
+            # The task is the request's, its response long sent: uvicorn cancels it
+            # when shutdown outlasts its graceful timeout, and would log a cancellation
+            # let through as "Exception in ASGI application", a traceback per job.
+            # The task ends here all the same; uncancel() says it took the request.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
         except Exception:
             self._record(job_id, "failed")
             logger.exception("job %s (%s) failed", name, job_id)

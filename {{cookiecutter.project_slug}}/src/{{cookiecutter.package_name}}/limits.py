@@ -1,8 +1,9 @@
-"""Bounds on what one HTTP request may make the service echo: its validation errors.
+"""Bounds on what one request may make the service echo: validation errors, refusals.
 
 FastAPI's validation errors echo each bad input in full, so a refusal is as
-large as the request. (The body itself is bounded by FastAPI's own
-`max_body_size`, set from MAX_BODY_SIZE in `create_app`.)
+large as the request; so would a `detail` that quotes a path parameter or a
+token. (The body itself is bounded by FastAPI's own `max_body_size`, set from
+MAX_BODY_SIZE in `create_app`.)
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from fastapi.responses import JSONResponse
 ECHOED = 64
 
 
+def echoed(text: str) -> str:
+    """`text` as a refusal may quote it: its first ECHOED characters, then "..." if cut."""
+    return text if len(text) <= ECHOED else text[:ECHOED] + "..."
+
+
 async def short_validation_errors(request: Request, exc: Exception) -> JSONResponse:
     """FastAPI's 422 answer, with each bad input cut to ECHOED characters of its JSON.
 
@@ -34,6 +40,6 @@ async def short_validation_errors(request: Request, exc: Exception) -> JSONRespo
             except ValueError:  # NaN or Infinity (Python's json reads them): JSON has none
                 error["input"] = text = json.dumps(error["input"])
             if len(text) > ECHOED:
-                error["input"] = text[:ECHOED] + "..."
+                error["input"] = echoed(text)
         errors.append(error)
     return JSONResponse({"detail": errors}, 422)

@@ -29,7 +29,7 @@ from .broadcast.memory import memory_backend
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
 {%- endif %}
-from .errors import http_error
+from .errors import EVERY_ROUTE, http_error
 from .handshake import not_found
 from .head import HeadAsGet
 from .hosts import ANY, TrustedHosts
@@ -40,6 +40,7 @@ from .jobs import JobRunner
 from .lifespan import lifespan
 {%- endif %}
 from .limits import short_validation_errors
+from .logs import configure_logging
 from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application; nothing opens until the server starts it."""
     settings = settings or get_settings()
+    # Under `uvicorn <package>.main:app` nothing else gives this package's loggers a handler.
+    configure_logging(settings.log_level)
     docs = settings.docs
     app = FastAPI(
         title=settings.app_name,
@@ -61,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         # Every route: 413 once the declared length or the bytes read pass it.
         max_body_size=settings.max_body_size,
+        responses=EVERY_ROUTE,
 {%- if cookiecutter.use_lifespan %}
         lifespan=lifespan,
 {%- endif %}

@@ -17,18 +17,22 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    HttpUrl,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
-{% if cookiecutter.use_redis -%}
-from pydantic.functional_validators import field_validator
-{% endif -%}
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 {%- if cookiecutter.use_redis %}
+from redis.asyncio import ConnectionPool
 from redis.asyncio.connection import parse_url
 {%- endif %}
 
+{% if cookiecutter.use_websockets -%}
+from .api.origins import origin_patterns
+{% endif -%}
+from .auth.keys import public_key
 from .hosts import ANY, LOOPBACK, host_patterns
 
 
@@ -41,6 +45,15 @@ def _list(value: Any) -> Any:
     if text.startswith("["):
         return json.loads(text)  # a ValueError names the variable like any other
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _http_url(url: str) -> str:
+    """`url` unchanged if it is an http:// or https:// URL with a host; ValueError if not."""
+    try:
+        HttpUrl(url)
+    except ValidationError as exc:  # one line: "URL scheme should be 'http' or 'https'"
+        raise ValueError(exc.errors()[0]["msg"]) from None
+    return url
 
 
 def _choice(aliases: dict[str, str]) -> BeforeValidator:
@@ -57,6 +70,10 @@ def _choice(aliases: dict[str, str]) -> BeforeValidator:
 
 StrList = Annotated[list[str], NoDecode, BeforeValidator(_list)]
 HostList = Annotated[StrList, AfterValidator(host_patterns)]
+UrlList = Annotated[StrList, AfterValidator(lambda urls: [_http_url(url) for url in urls])]
+{%- if cookiecutter.use_websockets %}
+OriginList = Annotated[StrList, AfterValidator(origin_patterns)]
+{%- endif %}
 LogLevel = Annotated[
     Literal["critical", "error", "warning", "info", "debug", "trace"],
     _choice({"warn": "warning", "fatal": "critical"}),
@@ -67,6 +84,25 @@ Environment = Annotated[
 # HS256 keys shorter than the hash are guessable (RFC 7518 section 3.2).
 MIN_SECRET_BYTES = 32
 AUTH_KEYS = ("AUTH_SECRET", "AUTH_PUBLIC_KEY", "AUTH_JWKS_URL")
+# Upper bounds, in seconds. pydantic reads `inf` and `1e400` as numbers, and
+# a timer, socket timeout or expiry computed from one overflows or never ends;
+# past these a value is a mistake, not a choice.
+# One wait: a timeout, a retry delay, a health-check interval.
+MAX_WAIT = 300.0
+# Waiting for connections and jobs at shutdown: orchestrators kill sooner
+# (Kubernetes' terminationGracePeriodSeconds is 30 by default).
+MAX_SHUTDOWN = 3600.0
+# Clock skew tolerated on `exp`: RFC 7519 section 4.1.4 says "usually no more than a
+# few minutes"; more accepts a token long after it expired, or leaked.
+MAX_LEEWAY = 300.0
+{%- if cookiecutter.use_websockets %}
+# History kept after a channel's last publish: a year, far below what Redis's
+# PEXPIRE takes (milliseconds within a signed 64-bit integer).
+MAX_HISTORY_TTL = 366 * 24 * 3600.0
+# Commands per second, and in a burst: the token bucket computes in floats, and
+# a million a second is no limit at all for one connection.
+MAX_RATE = 1_000_000
+{%- endif %}
 {%- if cookiecutter.use_redis %}
 # The first part of the default REDIS_PREFIX.
 PROJECT_SLUG = {{ cookiecutter.project_slug | python_string }}
@@ -100,11 +136,11 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     # How long shutdown waits for open connections and running work before it
     # cancels them; also passed to uvicorn as its graceful-shutdown timeout.
-    shutdown_timeout: float = Field(default=10.0, gt=0)
+    shutdown_timeout: float = Field(default=10.0, gt=0, le=MAX_SHUTDOWN)
     # Largest request body in bytes, on every route: larger gets 413 before it is read whole.
     max_body_size: int = Field(default=1024 * 1024, ge=1)
     # Each readiness check must answer within this many seconds.
-    ready_timeout: float = Field(default=2.0, gt=0)
+    ready_timeout: float = Field(default=2.0, gt=0, le=MAX_WAIT)
     # Authentication: JSON Web Tokens from your identity service, verified
     # with exactly one of these keys. None set: authentication is off, which
     # only development allows.
@@ -115,15 +151,15 @@ class Settings(BaseSettings):
     auth_issuer: str | None = None
     auth_audience: str | None = None
     # Seconds of clock difference allowed when checking `exp`.
-    auth_leeway: float = Field(default=0.0, ge=0)
+    auth_leeway: float = Field(default=0.0, ge=0, le=MAX_LEEWAY)
     # /docs, /redoc and /openapi.json; unset: on in development, off in production.
     docs_enabled: bool | None = None
 {%- if cookiecutter.use_lifespan %}
     # Outbound HTTP: the shared client's timeout, and the upstream URLs that
     # /ready checks. In the environment, a JSON list, one URL, or URLs separated
     # by commas: UPSTREAM_URLS=https://a.example.com/health,https://b.example.com/health.
-    http_timeout: float = Field(default=5.0, gt=0)
-    upstream_urls: StrList = Field(default_factory=list)
+    http_timeout: float = Field(default=5.0, gt=0, le=MAX_WAIT)
+    upstream_urls: UrlList = Field(default_factory=list)
 {%- endif %}
 {%- if cookiecutter.use_background_tasks %}
     # How many finished jobs /jobs/{id} remembers.
@@ -138,24 +174,24 @@ class Settings(BaseSettings):
     # Messages a client may fall behind by before it is closed with 1013.
     ws_queue_size: int = Field(default=256, ge=1)
     # Seconds one frame may wait on a client's socket before it is closed with 1013.
-    ws_send_timeout: float = Field(default=5.0, gt=0)
+    ws_send_timeout: float = Field(default=5.0, gt=0, le=MAX_WAIT)
     # Bad frames in a row (not a command, binary) before a connection is
     # closed with 4008; refused over-rate commands in a row before 4029.
     ws_max_bad_frames: int = Field(default=5, ge=1)
     # Seconds a new connection has to send `connect` before it is closed with 4001.
-    ws_connect_timeout: float = Field(default=5.0, gt=0)
+    ws_connect_timeout: float = Field(default=5.0, gt=0, le=MAX_WAIT)
     # Channels one connection may be subscribed to at once.
     ws_max_subscriptions: int = Field(default=128, ge=1)
     # Commands one connection may send: WS_RATE per second on average, in
     # bursts of up to WS_BURST (a token bucket).
-    ws_rate: float = Field(default=50.0, gt=0)
-    ws_burst: int = Field(default=100, ge=1)
+    ws_rate: float = Field(default=50.0, gt=0, le=MAX_RATE)
+    ws_burst: int = Field(default=100, ge=1, le=MAX_RATE)
     # Connections this process holds; a handshake beyond it gets HTTP 503.
     ws_max_connections: int = Field(default=10_000, ge=1)
     # Origins besides the service's own that may open a WebSocket: exact
     # origins, `scheme://host:*` for any port, or "*". In the environment, a
     # JSON list, one origin, or origins separated by commas.
-    ws_allowed_origins: StrList = Field(
+    ws_allowed_origins: OriginList = Field(
         default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
     )
     # permessage-deflate costs CPU per client per message, since every
@@ -165,7 +201,7 @@ class Settings(BaseSettings):
     # channel (0: none, and no recovery), kept until HISTORY_TTL seconds after
     # the channel's last publish.
     history_size: int = Field(default=100, ge=0, le=100_000)
-    history_ttl: float = Field(default=300.0, gt=0)
+    history_ttl: float = Field(default=300.0, gt=0, le=MAX_HISTORY_TTL)
     # Without Redis: bytes of history this process keeps across all channels;
     # past it, the least recently published channels' histories go first.
     history_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
@@ -175,7 +211,7 @@ class Settings(BaseSettings):
     # unix:///path for a socket). Unset or empty: the service runs without Redis.
     redis_url: str | None = None
     # Seconds connecting to Redis, or one command to it, may take before it counts as failed.
-    redis_timeout: float = Field(default=2.0, gt=0)
+    redis_timeout: float = Field(default=2.0, gt=0, le=MAX_WAIT)
     # The start of every Redis key and pub/sub channel name the service uses
     # ("<prefix>:counters:<name>"). Database numbers do not scope pub/sub, so two
     # services on one Redis are kept apart by this; unset: the project's slug
@@ -186,11 +222,11 @@ class Settings(BaseSettings):
 {%- if cookiecutter.use_redis and cookiecutter.use_websockets %}
     # After losing Redis, the broadcast listener retries after 0.1 s, then
     # doubles the wait (with jitter) up to this many seconds.
-    redis_reconnect_max_delay: float = Field(default=5.0, ge=0.1)
+    redis_reconnect_max_delay: float = Field(default=5.0, ge=0.1, le=MAX_WAIT)
     # Seconds the broadcast listener may hear nothing before it sends Redis a
     # PING; no PONG within REDIS_TIMEOUT counts as a lost connection, so a
     # silently dead one is noticed within the sum of the two.
-    redis_health_check_interval: float = Field(default=5.0, gt=0)
+    redis_health_check_interval: float = Field(default=5.0, gt=0, le=MAX_WAIT)
 {%- endif %}
 
     @model_validator(mode="after")
@@ -207,6 +243,27 @@ class Settings(BaseSettings):
         if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"AUTH_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         return self
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path_is_a_path(cls, path: str) -> str:
+        # uvicorn strips it from the front of every request path: without the
+        # leading "/" nothing matches. A trailing "/" is dropped (`/` is no prefix).
+        if path and not path.startswith("/"):
+            raise ValueError('must start with "/" (e.g. /realtime), or be empty')
+        return path.rstrip("/")
+
+    @field_validator("auth_public_key")
+    @classmethod
+    def _public_key_is_usable(cls, pem: str | None) -> str | None:
+        if pem is not None:
+            public_key(pem)  # its ValueError says what is wrong
+        return pem
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _jwks_url_is_http(cls, url: str | None) -> str | None:
+        return None if url is None else _http_url(url)
 
     @property
     def docs(self) -> bool:
@@ -238,9 +295,17 @@ class Settings(BaseSettings):
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         try:
-            parse_url(url)
+            options = parse_url(url)
+            # The pool checks what parse_url leaves alone (max_connections=-1); it
+            # connects to nothing until used.
+            ConnectionPool.from_url(url)
         except ValueError as exc:  # e.g. a database number that is not a number
             raise ValueError(f"not a Redis URL: {exc}") from None
+        for option, value in options.items():  # ?socket_timeout=inf, as REDIS_TIMEOUT
+            if isinstance(value, float) and not 0 < value <= MAX_WAIT:
+                raise ValueError(
+                    f"not a Redis URL: {option} must be seconds above 0, at most {MAX_WAIT:g}"
+                )
         return url
 
     @field_validator("redis_prefix")
@@ -290,7 +355,8 @@ def problems(exc: ValidationError) -> list[str]:
     """One line per invalid setting: `error: VARIABLE: what is wrong (got value)`."""
     lines = []
     for error in exc.errors():
-        name = "_".join(str(part) for part in error["loc"]).upper()
+        # A list's entries add their index to `loc`: the variable is the names alone.
+        name = "_".join(part for part in error["loc"] if isinstance(part, str)).upper()
         message = error["msg"].removeprefix("Value error, ")
         where = f"{name}: " if name else ""
         value = error["input"]

@@ -19,6 +19,7 @@ from ..deps import JobsDep
 {% endif -%}
 from ..errors import BODY_TOO_LARGE, UNAUTHENTICATED, error
 from ..jobs import JobState
+from ..limits import echoed
 
 logger = logging.getLogger(__name__)
 
@@ -111,5 +112,5 @@ async def job_status(job_id: str, identity: IdentityDep, jobs: JobsDep) -> JobSt
     """The state of a job accepted earlier; 404 if unknown or another user's."""
     state = jobs.state(job_id, owner=identity.user)
     if state is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id!r}")
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {echoed(job_id)!r}")
     return JobStatus(job_id=job_id, state=state)

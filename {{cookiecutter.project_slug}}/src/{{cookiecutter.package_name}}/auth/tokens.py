@@ -22,16 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from ..limits import echoed
 from ..settings import Settings
+from .keys import public_key
 
 # Every token must carry these (RFC 7519 registered claims).
 REQUIRED_CLAIMS = ("sub", "exp")
-# Curves named by the JWS algorithms that use them (RFC 7518 section 3.4).
-_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
-_RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
 # 9999-12-31T23:59:59Z: a later `exp` is no date a timer (or a client) can use.
 LATEST_EXPIRY = 253_402_300_799
 # Seconds PyJWKClient keeps a fetched JWK Set before fetching it again.
@@ -121,7 +118,9 @@ class Authenticator:
         except jwt.PyJWKClientConnectionError as exc:
             raise InvalidToken("the signing keys could not be fetched") from exc
         except jwt.PyJWTError as exc:
-            raise InvalidToken(str(exc) or type(exc).__name__) from exc
+            # Cut: PyJWT quotes parts of the token (an unknown `kid`), which
+            # a 401 and a WebSocket error frame would echo whole.
+            raise InvalidToken(echoed(str(exc)) or type(exc).__name__) from exc
         return identity(claims)
 
 
@@ -147,21 +146,6 @@ def _patterns(claims: Mapping[str, Any], name: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
         raise InvalidToken(f"{name} must be a list of strings")
     return tuple(value)
-
-
-def public_key(pem: str) -> tuple[Any, tuple[str, ...]]:
-    """A PEM public key, and the algorithms that key kind verifies; ValueError if unusable."""
-    key = load_pem_public_key(pem.encode())
-    if isinstance(key, rsa.RSAPublicKey):
-        return key, _RSA_ALGORITHMS
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        algorithm = _EC_ALGORITHMS.get(key.curve.name)
-        if algorithm is None:
-            raise ValueError(f"EC curve {key.curve.name} has no JWS algorithm")
-        return key, (algorithm,)
-    if isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-        return key, ("EdDSA",)
-    raise ValueError(f"{type(key).__name__} keys are not supported: use RSA, EC or Ed25519")
 
 
 def mint(

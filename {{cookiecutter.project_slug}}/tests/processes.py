@@ -1,0 +1,101 @@
+"""Child processes for tests: the service started as its users start it, its log read live.
+
+For what only a real process shows: what reaches stderr under each way of
+serving, and what a signal does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.settings import Settings
+
+# Seconds a child may take to start, to log a line, or to stop.
+WAIT = 30.0
+LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+def environment(**variables: str) -> dict[str, str]:
+    """This process's environment without the service's own variables, plus `variables`,
+    with the package importable."""
+    source = str(Path(inspect.getfile(package)).parent.parent)
+    ours = set(map(str.upper, Settings.model_fields))
+    env = {name: value for name, value in os.environ.items() if name not in ours}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (source, os.environ.get("PYTHONPATH"))))
+    env["PYTHONUNBUFFERED"] = "1"
+    return {**env, **variables}
+
+
+class Child:
+    """A running `python *args`; `lines` holds what it wrote to stderr so far."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stderr is not None
+        self._process = process
+        self._stderr = process.stderr
+        self.lines: list[str] = []
+        self.port = 0
+
+    async def wait_for(self, pattern: str | re.Pattern[str], count: int = 1) -> None:
+        """Read stderr until `count` more lines match `pattern`; fail at its end or after WAIT."""
+        found = 0
+        async with asyncio.timeout(WAIT):
+            while found < count:
+                line = (await self._stderr.readline()).decode(errors="replace")
+                assert line, "\n".join([*self.lines, f"(ended waiting for {pattern!r})"])
+                self.lines.append(line.rstrip())
+                found += re.search(pattern, line) is not None
+
+    async def wait_listening(self) -> None:
+        """Return once uvicorn listens; `port` is then the one it chose."""
+        await self.wait_for(LISTENING)
+        found = LISTENING.search(self.lines[-1])
+        assert found is not None
+        self.port = int(found[1])
+
+    async def stop(self) -> int:
+        """SIGTERM, as an orchestrator sends it; read stderr to its end. The exit status."""
+        self._process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT):
+            self.lines += (await self._stderr.read()).decode(errors="replace").splitlines()
+            return await self._process.wait()
+
+
+@contextlib.asynccontextmanager
+async def child(cwd: Path, *args: str, **variables: str) -> AsyncIterator[Child]:
+    """`python *args` in `cwd` with `environment(**variables)`, killed if still running after."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        cwd=cwd,
+        env=environment(**variables),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        yield Child(process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Send one raw HTTP request to 127.0.0.1:`port` and read the answer to its end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        async with asyncio.timeout(WAIT):
+            return await reader.read()
+    finally:
+        writer.close()
