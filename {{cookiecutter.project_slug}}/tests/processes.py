@@ -46,14 +46,14 @@ class Child:
         self.port = 0
 
     async def wait_for(self, pattern: str | re.Pattern[str], count: int = 1) -> None:
-        """Read stderr until `count` more lines match `pattern`; fail at its end or after WAIT."""
+        """Read stderr until `pattern` was seen `count` more times; fail at its end or after WAIT."""
         found = 0
         async with asyncio.timeout(WAIT):
             while found < count:
                 line = (await self._stderr.readline()).decode(errors="replace")
                 assert line, "\n".join([*self.lines, f"(ended waiting for {pattern!r})"])
                 self.lines.append(line.rstrip())
-                found += re.search(pattern, line) is not None
+                found += len(re.findall(pattern, line))
 
     async def wait_listening(self) -> None:
         """Return once uvicorn listens; `port` is then the one it chose."""

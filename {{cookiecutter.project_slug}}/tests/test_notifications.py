@@ -166,7 +166,10 @@ BLOCKED_SERVICE = f"""if True:
     from {package.__name__}.api import notifications
 
     def blocking(notification):
-        print("provider blocked", file=sys.stderr, flush=True)
+        # One write: print() writes the text and its newline apart, and the lines
+        # of five threads printing at once could interleave.
+        sys.stderr.write("provider blocked\\n")
+        sys.stderr.flush()
         threading.Event().wait({WAIT})
 
     notifications.send_with_provider = blocking

@@ -384,7 +384,8 @@ MAX_DATA = 100
 
 def not_ours(channel: str) -> list[str | bytes]:
     """Publishes on `channel` that the service never sends: each must be dropped."""
-    good = json.loads(frame(channel, "x"))
+    stamped = frame(channel, "x")  # one time stamp for every variant built from it
+    good = json.loads(stamped)
     head = frame(channel, "")[:-3]  # up to the data ('""}' is the data and the end)
     return [
         "hello",
@@ -407,7 +408,7 @@ def not_ours(channel: str) -> list[str | bytes]:
         frame(channel, "x").replace('"sender":"test"', '"sender":' + json.dumps("s" * 200)),
         frame(channel, "x").replace('"sender":"test"', '"sender":"<b>"'),
         frame(channel, "x").replace(f'"origin":"{ORIGIN}"', '"origin":"x"'),
-        frame(channel, "x").replace(f'"ts":"{good["ts"]}"', '"ts":"yesterday"'),
+        stamped.replace(f'"ts":"{good["ts"]}"', '"ts":"yesterday"'),
         head + "nope}",  # data that is not JSON
         head + "NaN}",
         head + '"a" "b"}',
