@@ -46,7 +46,7 @@ class Child:
         self.port = 0
 
     async def wait_for(self, pattern: str | re.Pattern[str], count: int = 1) -> None:
-        """Read stderr until `pattern` was seen `count` more times; fail at its end or after WAIT."""
+        """Read stderr until `pattern` occurs `count` more times; fail at its end or after WAIT."""
         found = 0
         async with asyncio.timeout(WAIT):
             while found < count:
