@@ -70,6 +70,11 @@ export function defaultUrl(base = import.meta.url) {
   return url.href;
 }
 
+// Of a welcome's `burst`, what the client allows itself at once (all of it when absent).
+function usable(burst) {
+  return burst == null ? Infinity : Math.max(1, burst - Math.max(1, Math.ceil(burst / 10)));
+}
+
 export class RealtimeClient {
   #url;
   #getToken;
@@ -274,9 +279,10 @@ export class RealtimeClient {
     this.#state = "open";
     this.#status({ state: "open", client: frame.client, user: frame.user, expiresAt: frame.expires_at });
     this.#scheduleRefresh(frame.expires_at);
-    // The server's bucket starts full, as ours does; ours refills a little
-    // slower, so clock drift and the network never make it refuse a command.
-    this.#tokens = frame.burst ?? Infinity;
+    // The server's bucket starts full; ours starts a tenth short of it and refills
+    // a little slower, so that a late first frame, clock drift and the network
+    // never make the server refuse a command.
+    this.#tokens = usable(frame.burst);
     this.#tokensAt = performance.now();
     for (const [channel, entry] of this.#channels) {
       clearTimeout(entry.timer);  // a retry planned on the lost connection: this replaces it
@@ -362,7 +368,7 @@ export class RealtimeClient {
   #transmit() {
     clearTimeout(this.#paceTimer);
     const rate = (this.#welcome?.rate ?? Infinity) * 0.9;
-    const burst = this.#welcome?.burst ?? Infinity;
+    const burst = usable(this.#welcome?.burst);
     const now = performance.now();
     const elapsed = (now - this.#tokensAt) / 1000;
     this.#tokens = Number.isFinite(rate) ? Math.min(burst, this.#tokens + elapsed * rate) : burst;
