@@ -16,10 +16,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import {{ cookiecutter.package_name }} as package
+from {{ cookiecutter.package_name }}.settings import Settings
 
 from .live import WAIT
 
@@ -140,3 +142,15 @@ async def services(
     finally:
         for service in started:
             await service.stop()
+
+
+# The service's Redis timeout in these tests: a publish during an outage must fail within it.
+TIMEOUT = 1.0
+# Reconnect quickly after an outage, so the tests that play one stay short.
+FAST_RECONNECT = 0.2
+
+
+def redis_settings(redis_url: str, **options: Any) -> Settings:
+    """Settings for an app on `redis_url` that fails and reconnects quickly; `options` on top."""
+    defaults = {"redis_timeout": TIMEOUT, "redis_reconnect_max_delay": FAST_RECONNECT}
+    return Settings(_env_file=None, redis_url=redis_url, **(defaults | options))

@@ -32,27 +32,13 @@ from .live import (
     subscribed,
     until,
 )
-from .services import ServiceProcess, services
+from .services import TIMEOUT, ServiceProcess, redis_settings, services
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
     from .redis_server import RedisServer
 
 pytest_plugins = ["tests.redis_server"]
 pytestmark = pytest.mark.anyio
-
-# The service's Redis timeout in these tests: a publish during an outage must fail within it.
-TIMEOUT = 1.0
-# Reconnect quickly after an outage, so the tests that play one stay short.
-FAST_RECONNECT = 0.2
-
-
-def redis_settings(redis_url: str) -> Settings:
-    return Settings(
-        _env_file=None,
-        redis_url=redis_url,
-        redis_timeout=TIMEOUT,
-        redis_reconnect_max_delay=FAST_RECONNECT,
-    )
 
 
 @pytest.fixture

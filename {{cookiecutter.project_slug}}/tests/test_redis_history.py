@@ -43,7 +43,7 @@ from .live import (
     serve,
     until,
 )
-from .services import ServiceProcess, services
+from .services import TIMEOUT, ServiceProcess, redis_settings, services
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
     from .redis_server import RedisServer
@@ -51,17 +51,8 @@ if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come fir
 pytest_plugins = ["tests.redis_server"]
 pytestmark = pytest.mark.anyio
 
-# The service's Redis timeout in these tests.
-TIMEOUT = 1.0
-# Reconnect quickly after an outage, so the tests that play one stay short.
-FAST_RECONNECT = 0.2
 # HISTORY_SIZE of the apps in this event loop: small, so falling out of it is quick.
 SIZE = 5
-
-
-def redis_settings(redis_url: str, **options: Any) -> Settings:
-    defaults = {"redis_timeout": TIMEOUT, "redis_reconnect_max_delay": FAST_RECONNECT}
-    return Settings(_env_file=None, redis_url=redis_url, **(defaults | options))
 
 
 @pytest.fixture
