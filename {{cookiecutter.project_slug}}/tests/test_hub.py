@@ -438,16 +438,23 @@ async def test_a_subscribe_whose_history_read_spans_an_interruption_repeats_noth
     assert offsets_of(wire, "b") == ([3, 4, 5] if since is not None else [5])
 
 
-async def test_an_interruption_during_the_catching_up_loses_nothing(
-    paused_hub: Hub, paused: Paused
-) -> None:
-    hub = paused_hub
+async def interrupted_after_one(hub: Hub, paused: Paused) -> Wire:
+    """Client "a" on "room" got message 1; then the backend is interrupted and another
+    process publishes 2 (in the history, never delivered here). What "a" is sent."""
     wire = Wire()
     await join_as(hub, wire, "a")
     await publish(hub, 1)
     await wire.until(1)
     hub.interrupted()
     missed(paused, "room", 2)
+    return wire
+
+
+async def test_an_interruption_during_the_catching_up_loses_nothing(
+    paused_hub: Hub, paused: Paused
+) -> None:
+    hub = paused_hub
+    wire = await interrupted_after_one(hub, paused)
     paused.gate.clear()
     hub.resumed()
     async with asyncio.timeout(WAIT):
@@ -472,12 +479,7 @@ async def test_a_catching_up_read_that_fails_while_connected_is_tried_again(
     paused_hub: Hub, paused: Paused
 ) -> None:
     hub = paused_hub
-    wire = Wire()
-    await join_as(hub, wire, "a")
-    await publish(hub, 1)
-    await wire.until(1)
-    hub.interrupted()
-    missed(paused, "room", 2)
+    wire = await interrupted_after_one(hub, paused)
     paused.failures = 2  # Redis answers the reads only after a while
     hub.resumed()
     await publish(hub, 3)
