@@ -17,7 +17,9 @@ from typing import Any
 # Which toggle owns which paths (relative to the project, "{package}" standing
 # for the package folder). A bake keeps a path only when every toggle that
 # lists it is on (the Redis backend of the hub needs both use_websockets and
-# use_redis). A folder listed here goes as a whole.
+# use_redis), and every "not <toggle>" that lists it is off (the in-process
+# job runner goes when jobs run on the task queue). A folder listed here goes
+# as a whole.
 MANIFEST: dict[str, tuple[str, ...]] = {
     "use_lifespan": (
         "src/{package}/lifespan.py",
@@ -29,6 +31,10 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_jobs.py",
         "tests/test_notifications.py",
         "tests/test_ws_notifications.py",
+        # Listed under use_task_queue too: the notification job on the queue.
+        "src/{package}/api/queued_notifications.py",
+        "src/{package}/tasks/notifications.py",
+        "tests/test_queued_notifications.py",
     ),
     "use_websockets": (
         "src/{package}/broadcast",
@@ -63,6 +69,9 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_redis_backend.py",
         "tests/test_redis_broadcast.py",
         "tests/test_redis_history.py",
+        # Listed under use_task_queue too.
+        "src/{package}/tasks/progress.py",
+        "tests/test_job_progress.py",
     ),
     "use_redis": (
         "src/{package}/redis_client.py",
@@ -79,6 +88,27 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_redis_history.py",
         "tests/test_redis_service.py",
     ),
+    "use_task_queue": (
+        "src/{package}/tasks",
+        "src/{package}/api/jobs.py",
+        "src/{package}/api/queued_notifications.py",
+        "src/{package}/tasks/notifications.py",
+        "tests/worker_jobs.py",
+        "tests/workers.py",
+        "tests/test_task_queue.py",
+        "tests/test_queued_notifications.py",
+        # Kept only with websockets too: progress is published to channels.
+        "src/{package}/tasks/progress.py",
+        "tests/test_job_progress.py",
+    ),
+    # With jobs on the queue, the in-process runner and its tests go.
+    "not use_task_queue": (
+        "src/{package}/jobs.py",
+        "src/{package}/api/notifications.py",
+        "tests/test_jobs.py",
+        "tests/test_notifications.py",
+        "tests/test_ws_notifications.py",
+    ),
 }
 
 # Licence texts ship in this folder; the chosen one becomes LICENSE.
@@ -92,7 +122,7 @@ LICENSE_FILES: dict[str, str | None] = {
 
 
 def owners() -> dict[str, list[str]]:
-    """Each manifest path and the toggles that must all be on to keep it."""
+    """Each manifest path and the conditions ("<toggle>" or "not <toggle>") that must all hold to keep it."""
     owned: dict[str, list[str]] = {}
     for toggle, paths in MANIFEST.items():
         for path in paths:
@@ -105,8 +135,13 @@ def _kept(answers: Mapping[str, Any], keep: bool) -> list[str]:
     return [
         path.format(package=package)
         for path, toggles in owners().items()
-        if all(answers[toggle] for toggle in toggles) == keep
+        if all(_holds(answers, condition) for condition in toggles) == keep
     ]
+
+
+def _holds(answers: Mapping[str, Any], condition: str) -> bool:
+    toggle = condition.removeprefix("not ")
+    return bool(answers[toggle]) != (toggle != condition)
 
 
 def excluded_paths(answers: Mapping[str, Any]) -> list[str]:

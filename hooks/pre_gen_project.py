@@ -18,7 +18,13 @@ from typing import Any
 
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
-TOGGLES = ("use_lifespan", "use_background_tasks", "use_websockets", "use_redis")
+TOGGLES = (
+    "use_lifespan",
+    "use_background_tasks",
+    "use_websockets",
+    "use_redis",
+    "use_task_queue",
+)
 
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PACKAGE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
@@ -72,6 +78,8 @@ RESERVED_PACKAGES = frozenset(
         "tests",
         "test",
         "playwright",
+        "saq",
+        "croniter",
     }
 )
 
@@ -91,6 +99,8 @@ def unsupported_combination(answers: Mapping[str, Any]) -> str | None:
             "use_redis=true needs use_lifespan=true: the lifespan opens and closes the "
             "Redis connections and supervises the pub/sub listener"
         )
+    if answers["use_task_queue"] and not answers["use_redis"]:
+        return "use_task_queue=true needs use_redis=true: the queue keeps its jobs in Redis"
     return None
 
 

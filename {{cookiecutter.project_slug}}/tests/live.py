@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import json
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -171,16 +171,6 @@ def use_backend(app: FastAPI, backend: Backend) -> Hub:
     app.state.readiness.remove("broadcast")
     app.state.readiness.add("broadcast", hub.ready)
     return hub
-
-
-async def until(condition: Callable[[], Awaitable[bool]]) -> None:
-    """Poll `condition` until it holds; fail after WAIT seconds."""
-    async with asyncio.timeout(WAIT):
-        # Each poll is a request to the service or to Redis: nothing to await instead.
-        while True:
-            if await condition():
-                return
-            await asyncio.sleep(0.05)  # between polls of the condition, not in place of one
 
 
 async def receive(ws: ClientConnection) -> dict[str, Any]:

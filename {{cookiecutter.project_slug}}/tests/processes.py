@@ -13,7 +13,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import {{ cookiecutter.package_name }} as package
@@ -64,10 +64,28 @@ class Child:
 
     async def stop(self) -> int:
         """SIGTERM, as an orchestrator sends it; read stderr to its end. The exit status."""
-        self._process.send_signal(signal.SIGTERM)
+        self.send(signal.SIGTERM)
+        return await self.wait_exit()
+
+    def send(self, signum: int) -> None:
+        """Send `signum` (SIGTERM, SIGKILL, ...) to the child."""
+        self._process.send_signal(signum)
+
+    async def wait_exit(self) -> int:
+        """Read stderr to its end; the exit status, within WAIT seconds."""
         async with asyncio.timeout(WAIT):
             self.lines += (await self._stderr.read()).decode(errors="replace").splitlines()
             return await self._process.wait()
+
+
+async def until(condition: Callable[[], Awaitable[bool]], within: float = WAIT) -> None:
+    """Poll `condition` until it holds; fail after `within` seconds."""
+    async with asyncio.timeout(within):
+        # Each poll is a request to the service or to Redis: nothing to await instead.
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.05)  # between polls of the condition, not in place of one
 
 
 @contextlib.asynccontextmanager

@@ -30,8 +30,8 @@ from .live import (
     receive,
     serve,
     subscribed,
-    until,
 )
+from .processes import until
 from .services import TIMEOUT, ServiceProcess, redis_settings, services
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first

@@ -41,8 +41,8 @@ from .live import (
     joined,
     receive,
     serve,
-    until,
 )
+from .processes import until
 from .services import TIMEOUT, ServiceProcess, redis_settings, services
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first

@@ -3,24 +3,46 @@
 `python -m {{ cookiecutter.package_name }}` serves, configured by the settings;
 `python -m {{ cookiecutter.package_name }} token --sub alice --channels 'chat:*' --ttl 3600`
 prints a token signed with AUTH_SECRET.
+{%- if cookiecutter.use_task_queue %}
+`python -m {{ cookiecutter.package_name }} worker` runs jobs from the queue (same settings);
+`python -m {{ cookiecutter.package_name }} worker --check` exits 0 while a worker of this host is alive.
+{%- endif %}
 """
 
 from __future__ import annotations
 
 import argparse
+{%- if cookiecutter.use_task_queue %}
+import asyncio
+{%- endif %}
 import copy
+{%- if cookiecutter.use_task_queue %}
+import logging.config
+{%- endif %}
 import math
 import socket
 import sys
+{%- if cookiecutter.use_task_queue %}
+from collections.abc import Iterable, Sequence
+{%- else %}
 from collections.abc import Sequence
+{%- endif %}
 from typing import Any
 
 import uvicorn
+{%- if cookiecutter.use_task_queue %}
+from redis.exceptions import RedisError
+{%- endif %}
 from uvicorn.config import LOGGING_CONFIG
 
 from .auth.tokens import mint
 from .http_protocol import PROTOCOL
 from .settings import LogLevel, get_settings
+{%- if cookiecutter.use_task_queue %}
+from .tasks import worker
+from .tasks.jobs import FUNCTIONS
+from .tasks.worker import JobFunction
+{%- endif %}
 
 # A development token lives at most a year (seconds).
 MAX_TTL = 366 * 24 * 3600
@@ -42,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
     if args.command == "token":
         print(token(args.sub, args.channels, args.publish, args.ttl))
+{%- if cookiecutter.use_task_queue %}
+    elif args.command == "worker":
+        sys.exit(check_worker() if args.check else work())
+{%- endif %}
     else:
         serve()
 
@@ -65,6 +91,14 @@ def parser() -> argparse.ArgumentParser:
             " (several, or comma-separated)",
         )
     minting.add_argument("--ttl", type=float, default=3600.0, help="seconds until it expires")
+{%- if cookiecutter.use_task_queue %}
+    working = sub.add_parser("worker", help="run jobs from the queue until SIGTERM or SIGINT")
+    working.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 if a worker of this host is alive, 1 if not (a container health check)",
+    )
+{%- endif %}
     return commands
 
 
@@ -88,6 +122,37 @@ def _split(patterns: Sequence[str]) -> list[str]:
     return [p.strip() for value in patterns for p in value.split(",") if p.strip()]
 
 
+{%- if cookiecutter.use_task_queue %}
+def work(functions: Iterable[JobFunction] = FUNCTIONS) -> int:
+    """Run a worker of `functions` until it is stopped; 0 once it stopped cleanly."""
+    settings = get_settings()
+    if settings.redis_url is None:
+        sys.exit("error: worker: REDIS_URL is not set (the job queue lives in Redis)")
+    config = logging_config(settings.log_level)
+    # SAQ's own lines too (a swept job, a job's traceback), on the same handler.
+    config["loggers"]["saq"] = config["loggers"][__package__]
+    logging.config.dictConfig(config)
+    asyncio.run(worker.run(settings, functions))
+    return 0
+
+
+def check_worker() -> int:
+    """0 if a worker on this host wrote its health signal lately, else 1 (one line why)."""
+    settings = get_settings()
+    if settings.redis_url is None:
+        sys.exit("error: worker: REDIS_URL is not set (the job queue lives in Redis)")
+    try:
+        alive = asyncio.run(worker.healthy(settings))
+    except (RedisError, OSError) as exc:
+        print(f"unhealthy: Redis did not answer: {exc}", file=sys.stderr)
+        return 1
+    if not alive:
+        print("unhealthy: no worker of this host wrote its health signal lately", file=sys.stderr)
+        return 1
+    return 0
+
+
+{% endif -%}
 def serve() -> None:
     """Serve the app with uvicorn until it is stopped."""
     settings = get_settings()

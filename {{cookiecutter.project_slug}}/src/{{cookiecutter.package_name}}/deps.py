@@ -26,11 +26,14 @@ from .auth.tokens import Authenticator
 {% if cookiecutter.use_websockets -%}
 from .broadcast.hub import Hub
 {% endif -%}
-{% if cookiecutter.use_background_tasks -%}
+{% if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue -%}
 from .jobs import JobRunner
 {% endif -%}
 from .readiness import Readiness
 from .settings import Settings
+{%- if cookiecutter.use_task_queue %}
+from .tasks.queue import RedisQueue
+{%- endif %}
 
 
 async def get_settings(connection: HTTPConnection) -> Settings:
@@ -54,7 +57,7 @@ async def get_http_client(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.http_client
     return client
 {%- endif %}
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
 
 
 async def get_jobs(request: Request) -> JobRunner:
@@ -79,6 +82,16 @@ async def get_redis(request: Request) -> Redis:
         raise HTTPException(503, "Redis is not configured (set REDIS_URL)")
     return client
 {%- endif %}
+{%- if cookiecutter.use_task_queue %}
+
+
+async def get_queue(request: Request) -> RedisQueue:
+    # Like get_redis: the job routes are served only when REDIS_URL is set.
+    queue: RedisQueue | None = request.app.state.queue
+    if queue is None:
+        raise HTTPException(503, "the job queue is not configured (set REDIS_URL)")
+    return queue
+{%- endif %}
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -87,7 +100,7 @@ ReadinessDep = Annotated[Readiness, Depends(get_readiness)]
 {%- if cookiecutter.use_lifespan %}
 HttpClientDep = Annotated[httpx.AsyncClient, Depends(get_http_client)]
 {%- endif %}
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
 JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
@@ -95,4 +108,7 @@ HubDep = Annotated[Hub, Depends(get_hub)]
 {%- endif %}
 {%- if cookiecutter.use_redis %}
 RedisDep = Annotated[Redis, Depends(get_redis)]
+{%- endif %}
+{%- if cookiecutter.use_task_queue %}
+QueueDep = Annotated[RedisQueue, Depends(get_queue)]
 {%- endif %}

@@ -19,6 +19,9 @@ from .readiness import Check
 from .redis_client import managed_redis
 {% endif -%}
 from .settings import Settings
+{%- if cookiecutter.use_task_queue %}
+from .tasks.queue import managed_queue
+{%- endif %}
 
 logger = logging.getLogger(__name__)
 
@@ -49,11 +52,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             managed_redis(settings, app.state.readiness)
         )
 {%- endif %}
+{%- if cookiecutter.use_task_queue %}
+        app.state.queue = await stack.enter_async_context(
+            managed_queue(settings, app.state.readiness)
+        )
+{%- endif %}
 {%- if cookiecutter.use_websockets %}
         await app.state.hub.start()
         stack.push_async_callback(app.state.hub.stop, settings.shutdown_timeout)
 {%- endif %}
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
         stack.push_async_callback(app.state.jobs.drain, settings.shutdown_timeout)
 {%- endif %}
         logger.info("startup complete: shared resources open")

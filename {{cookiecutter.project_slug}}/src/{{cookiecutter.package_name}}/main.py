@@ -16,8 +16,14 @@ from .api import browser_client, demo, history, messages, ws
 from .api.counters import router as counters_router
 {%- endif %}
 from .api.health import router as health_router
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_task_queue %}
+from .api.jobs import router as jobs_router
+{%- endif %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
 from .api.notifications import router as notifications_router
+{%- endif %}
+{%- if cookiecutter.use_background_tasks and cookiecutter.use_task_queue %}
+from .api.queued_notifications import router as notifications_router
 {%- endif %}
 from .auth.tokens import Authenticator
 {%- if cookiecutter.use_websockets %}
@@ -33,7 +39,7 @@ from .errors import EVERY_ROUTE, http_error
 from .handshake import not_found
 from .head import HeadAsGet
 from .hosts import ANY, TrustedHosts
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
 from .jobs import JobRunner
 {%- endif %}
 {%- if cookiecutter.use_lifespan %}
@@ -77,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             " so anyone may subscribe and publish anywhere (development only)"
         )
     app.state.readiness = Readiness(timeout=settings.ready_timeout)
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
     app.state.jobs = JobRunner(history=settings.job_history)
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
@@ -100,14 +106,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A WebSocket handshake to a path no route serves: 404, not Starlette's bare 403.
     app.router.default = not_found(app.router.not_found)
     app.include_router(health_router)
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
     app.include_router(notifications_router)
 {%- endif %}
 {%- if cookiecutter.use_redis %}
-    # Only with a Redis to count in: the schema offers no route that could
-    # only answer 503 (a client generated from it would call it all the same).
+    # Only with a Redis to count in (and to queue jobs in): the schema offers no
+    # route that could only answer 503 (a client generated from it would call
+    # it all the same).
     if settings.redis_url is not None:
         app.include_router(counters_router)
+{%- if cookiecutter.use_task_queue %}
+        app.include_router(jobs_router)
+{%- endif %}
+{%- if cookiecutter.use_background_tasks and cookiecutter.use_task_queue %}
+        app.include_router(notifications_router)
+{%- endif %}
 {%- endif %}
 {%- if cookiecutter.use_websockets %}
     app.include_router(messages.router)

@@ -13,6 +13,9 @@ import re
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
+{% if cookiecutter.use_task_queue -%}
+from croniter import croniter
+{% endif -%}
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -103,6 +106,12 @@ MAX_HISTORY_TTL = 366 * 24 * 3600.0
 # a million a second is no limit at all for one connection.
 MAX_RATE = 1_000_000
 {%- endif %}
+{%- if cookiecutter.use_task_queue %}
+# Retries of one job: more is a loop, not a retry policy.
+MAX_JOB_RETRIES = 100
+# A job's result is kept at most 30 days (seconds).
+MAX_RESULT_TTL = 30 * 24 * 3600
+{%- endif %}
 {%- if cookiecutter.use_redis %}
 # The first part of the default REDIS_PREFIX.
 PROJECT_SLUG = {{ cookiecutter.project_slug | python_string }}
@@ -161,7 +170,7 @@ class Settings(BaseSettings):
     http_timeout: float = Field(default=5.0, gt=0, le=MAX_WAIT)
     upstream_urls: UrlList = Field(default_factory=list)
 {%- endif %}
-{%- if cookiecutter.use_background_tasks %}
+{%- if cookiecutter.use_background_tasks and not cookiecutter.use_task_queue %}
     # How many finished jobs /jobs/{id} remembers.
     job_history: int = Field(default=1000, ge=1)
 {%- endif %}
@@ -218,6 +227,30 @@ class Settings(BaseSettings):
     # and REDIS_URL's database number (realtime-service:0), the separation
     # people expect from database numbers.
     redis_prefix: str | None = None
+{%- endif %}
+{%- if cookiecutter.use_task_queue %}
+    # Durable jobs (tasks/, README "Durable jobs"). Seconds one run of a job
+    # may take; past it, the run is cancelled and counts as failed.
+    job_timeout: int = Field(default=300, ge=1, le=int(MAX_SHUTDOWN))
+    # Runs after the first when a job raises; then it is failed, with its error.
+    job_retries: int = Field(default=3, ge=0, le=MAX_JOB_RETRIES)
+    # Seconds before the first retry, doubling (with jitter) up to the maximum.
+    job_retry_delay: float = Field(default=1.0, ge=0, le=MAX_WAIT)
+    job_retry_max_delay: float = Field(default=60.0, gt=0, le=MAX_SHUTDOWN)
+    # Seconds a running job may go without its worker's heartbeat before it
+    # counts as lost (its worker killed) and runs again elsewhere: within
+    # about twice this plus 5 s of the worker's death.
+    job_heartbeat_timeout: int = Field(default=30, ge=3, le=int(MAX_WAIT))
+    # Seconds a finished job's state, result or error stays readable.
+    job_result_ttl: int = Field(default=24 * 3600, ge=1, le=MAX_RESULT_TTL)
+    # Jobs one worker process runs at once.
+    worker_concurrency: int = Field(default=10, ge=1, le=1000)
+    # Seconds a stopping worker lets running jobs finish before it cancels
+    # them (they are queued to run again).
+    worker_shutdown_timeout: int = Field(default=30, ge=1, le=int(MAX_SHUTDOWN))
+    # When the periodic example job runs: cron syntax, UTC, a sixth field for
+    # seconds ("*/10 * * * * *": every ten seconds).
+    queue_report_cron: str = "* * * * *"
 {%- endif %}
 {%- if cookiecutter.use_redis and cookiecutter.use_websockets %}
     # After losing Redis, the broadcast listener retries after 0.1 s, then
@@ -317,6 +350,19 @@ class Settings(BaseSettings):
                 " or a trailing ':' (the service adds the separator)"
             )
         return prefix
+
+{%- if cookiecutter.use_task_queue %}
+
+    @field_validator("queue_report_cron")
+    @classmethod
+    def _cron_is_valid(cls, cron: str) -> str:
+        if not croniter.is_valid(cron):
+            raise ValueError(
+                "must be a cron expression: 5 fields (minute hour day month weekday),"
+                " or 6 with seconds last"
+            )
+        return cron
+{%- endif %}
 
     def redis_key(self, *parts: str) -> str:
         """The Redis key or channel name for `parts`: `<REDIS_PREFIX>:part:part...`.

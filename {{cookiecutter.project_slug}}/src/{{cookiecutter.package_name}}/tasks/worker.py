@@ -1,0 +1,206 @@
+"""The worker: `python -m {{ cookiecutter.package_name }} worker` runs jobs from the queue until stopped.
+
+SAQ's worker, configured for what the README promises:
+
+- At least once: a running job's worker touches it every third of
+  JOB_HEARTBEAT_TIMEOUT; a job untouched for that long (its worker killed,
+  its host gone) is taken back by the next sweep of any worker (every
+  JOB_HEARTBEAT_TIMEOUT seconds) and run again. Worst case, a lost job runs
+  again about 2 x JOB_HEARTBEAT_TIMEOUT + 5 seconds after its worker died.
+- Retries: a job that raises runs again after JOB_RETRY_DELAY seconds,
+  doubling (with jitter) up to JOB_RETRY_MAX_DELAY, at most JOB_RETRIES
+  times; then it is failed, with its error.
+- Graceful stop: SIGTERM or SIGINT stops taking jobs; running ones get
+  WORKER_SHUTDOWN_TIMEOUT seconds to finish, then are cancelled and queued
+  to run again.
+- Health: each worker writes its info to Redis every WORKER_INFO_INTERVAL
+  seconds, expiring a second later; `worker --check` exits 0 only while a
+  worker of this host has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from redis.exceptions import RedisError
+from saq import CronJob, Job, Status, Worker
+from saq.queue.redis import RedisQueue
+
+from ..redis_client import create_redis
+from ..settings import Settings
+from .context import JobContext
+from .jobs import FUNCTIONS, report_queue
+{%- if cookiecutter.use_websockets %}
+from .progress import JobProgress
+{%- endif %}
+from .queue import DEQUEUE_WAIT, {% if cookiecutter.use_websockets %}STATES, {% endif %}create_queue, job_options, view
+
+logger = logging.getLogger(__name__)
+
+JobFunction = Callable[..., Awaitable[Any]]
+
+# Seconds between a worker's writes of its info (its health signal); each
+# write lives one second longer than this.
+WORKER_INFO_INTERVAL = 10
+# How often a worker looks for scheduled jobs (and retries) that are due, in seconds.
+SCHEDULE_INTERVAL = 1
+# A running job is touched this many times per JOB_HEARTBEAT_TIMEOUT.
+BEATS_PER_TIMEOUT = 3
+
+
+def worker_id() -> str:
+    """`<hostname>-<pid>`: unique per process, and tells a host's own workers apart."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def with_heartbeat(function: JobFunction, interval: float) -> JobFunction:
+    """`function`, touching its job every `interval` seconds while it runs.
+
+    SAQ only marks a job alive when the job calls `job.update()` itself; this
+    does it for every job, so that a long job is never taken for a lost one.
+    The touching stops before the function's result is recorded.
+    """
+
+    @functools.wraps(function)
+    async def run(ctx: JobContext, **kwargs: Any) -> Any:
+        beating = asyncio.create_task(_beat(ctx["job"], interval))
+        try:
+            return await function(ctx, **kwargs)
+        finally:
+            beating.cancel()
+            await asyncio.wait({beating})
+
+    return run
+
+
+async def _beat(job: Job, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)  # a period, not a wait for something
+        try:
+            await job.update()
+        except RedisError as exc:
+            logger.warning("job %s: heartbeat failed: %s", job.key, exc)
+
+
+class Lifecycle:
+    """The worker's hooks: its resources, and a log line (and an event) per attempt."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    async def startup(self, ctx: JobContext) -> None:
+        ctx["settings"] = self._settings
+        assert self._settings.redis_url is not None  # create_queue checked it
+        ctx["redis"] = create_redis(self._settings.redis_url, timeout=self._settings.redis_timeout)
+{%- if cookiecutter.use_websockets %}
+        ctx["progress"] = JobProgress(ctx["redis"], self._settings)
+{%- endif %}
+
+    async def shutdown(self, ctx: JobContext) -> None:
+        if "redis" in ctx:
+            await ctx["redis"].aclose()
+
+    async def before_process(self, ctx: JobContext) -> None:
+        job = ctx["job"]
+        logger.info(
+            "job %s %s: attempt %d of %d started", job.function, job.key, job.attempts, job.retries
+        )
+{%- if cookiecutter.use_websockets %}
+        await ctx["progress"].publish(job.key, "running", attempt=job.attempts)
+{%- endif %}
+
+    async def after_process(self, ctx: JobContext) -> None:
+        job = ctx["job"]
+        name, key, attempt = job.function, job.key, job.attempts
+        error = view(job).error if job.error else None
+        if job.status == Status.COMPLETE:
+            logger.info("job %s %s: attempt %d succeeded", name, key, attempt)
+        elif job.status == Status.QUEUED:
+            logger.warning(
+                "job %s %s: attempt %d of %d failed (%s); it will run again",
+                name, key, attempt, job.retries, error,
+            )
+        else:
+            logger.error(
+                "job %s %s: attempt %d of %d failed (%s); no attempts left",
+                name, key, attempt, job.retries, error,
+            )
+{%- if cookiecutter.use_websockets %}
+        state = "retrying" if job.status == Status.QUEUED else STATES[job.status]
+        await ctx["progress"].publish(key, state, attempt=attempt, **_outcome(job))
+{%- endif %}
+{%- if cookiecutter.use_websockets %}
+
+
+def _outcome(job: Job) -> dict[str, Any]:
+    shown = view(job)
+    return {"result": shown.result} if shown.state == "succeeded" else {"error": shown.error}
+{%- endif %}
+
+
+def create_worker(
+    settings: Settings, queue: RedisQueue, functions: Iterable[JobFunction] = FUNCTIONS
+) -> Worker[JobContext]:
+    """A worker for `queue` running `functions` (and the periodic report), not started."""
+    interval = settings.job_heartbeat_timeout / BEATS_PER_TIMEOUT
+    beating = {with_heartbeat(function, interval) for function in functions}
+    options = job_options(settings)
+    periodic = CronJob(
+        with_heartbeat(report_queue, interval),
+        cron=settings.queue_report_cron,
+        unique=True,
+        timeout=options["timeout"],
+        heartbeat=options["heartbeat"],
+        retries=1,  # a missed report is not worth a retry: the next one comes
+        ttl=options["ttl"],
+    )
+    lifecycle = Lifecycle(settings)
+    return Worker(
+        queue,
+        functions=beating,
+        id=worker_id(),
+        concurrency=settings.worker_concurrency,
+        cron_jobs=[periodic],
+        startup=lifecycle.startup,
+        shutdown=lifecycle.shutdown,
+        before_process=lifecycle.before_process,
+        after_process=lifecycle.after_process,
+        timers={
+            "schedule": SCHEDULE_INTERVAL,
+            "sweep": settings.job_heartbeat_timeout,
+            "worker_info": WORKER_INFO_INTERVAL,
+        },
+        dequeue_timeout=DEQUEUE_WAIT,
+        shutdown_grace_period_s=settings.worker_shutdown_timeout,
+    )
+
+
+async def run(settings: Settings, functions: Iterable[JobFunction] = FUNCTIONS) -> None:
+    """Run a worker until SIGTERM or SIGINT; raises ValueError when REDIS_URL is unset."""
+    queue = create_queue(settings, worker=True)
+    worker = create_worker(settings, queue, functions)
+    await queue.connect()
+    try:
+        logger.info("worker %s: taking jobs from %s", worker.id, queue.name)
+        await worker.start()
+    finally:
+        await queue.disconnect()
+        logger.info("worker %s: stopped", worker.id)
+
+
+async def healthy(settings: Settings) -> bool:
+    """Whether a worker on this host wrote its info within the last WORKER_INFO_INTERVAL + 1 s."""
+    queue = create_queue(settings)
+    await queue.connect()
+    try:
+        info = await queue.info()
+    finally:
+        await queue.disconnect()
+    host = f"{socket.gethostname()}-"
+    return any(str(worker).startswith(host) for worker in info.get("workers", {}))

@@ -1,0 +1,205 @@
+"""The durable queue's promises, on a real redis-server with real worker processes.
+
+At least once, nothing lost while no worker runs, retries then failure,
+once-per-period schedules, a graceful stop, bounded Redis memory and a
+health signal: each is watched from outside, as an operator would.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from saq.queue.redis import RedisQueue
+
+from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.tasks.queue import JobView, enqueue, find
+
+from .processes import child, until
+from .workers import TAKEN_BACK_WITHIN, first_to_log, ledger, worker, worker_environment
+
+pytest_plugins = ["tests.redis_server", "tests.workers"]
+pytestmark = pytest.mark.anyio
+
+
+async def state_of(queue: RedisQueue, job_id: str) -> JobView:
+    job = await find(queue, job_id, owner=None)
+    assert job is not None, f"job {job_id} is gone"
+    return job
+
+
+async def reaches(queue: RedisQueue, job_id: str, state: str, within: float = 30.0) -> JobView:
+    """The job once it is in `state`; fails after `within` seconds."""
+
+    async def there() -> bool:
+        return (await state_of(queue, job_id)).state == state
+
+    await until(there, within)
+    return await state_of(queue, job_id)
+
+
+async def test_a_job_whose_worker_is_killed_runs_again_elsewhere_with_its_effect_once(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    async with (
+        worker(queue_settings, tmp_path) as first,
+        worker(queue_settings, tmp_path) as second,
+    ):
+        job_id = await enqueue(queue, queue_settings, "effect", owner=None, name="once")
+        # Whichever worker took it has had its effect and hangs: kill it as the OOM killer would.
+        taker = await first_to_log(f"effect {job_id}: had its effect", first, second)
+        killed_at = time.monotonic()
+        taker.send(signal.SIGKILL)
+        job = await reaches(queue, job_id, "succeeded", within=TAKEN_BACK_WITHIN + 5)
+        taken_back = time.monotonic() - killed_at
+    assert job.attempts == 2
+    assert job.result == {"attempt": 2}
+    # Run twice, effect once: the job checked its idempotency key.
+    assert ledger(tmp_path) == ["effect once"]
+    # The README's bound (2 x JOB_HEARTBEAT_TIMEOUT + 5 s), with slack for a busy machine.
+    assert taken_back < TAKEN_BACK_WITHIN + 5
+
+
+async def test_jobs_queued_while_no_worker_runs_run_once_one_starts(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    jobs = [
+        await enqueue(queue, queue_settings, "fail", owner=None, succeed_on=1) for _ in range(5)
+    ]
+    for job_id in jobs:
+        assert (await state_of(queue, job_id)).state == "queued"
+    async with worker(queue_settings, tmp_path):
+        for job_id in jobs:
+            job = await reaches(queue, job_id, "succeeded")
+            assert (job.attempts, job.result) == (1, {"attempt": 1})
+
+
+async def test_a_job_that_raises_is_retried_with_backoff_then_failed_with_its_error(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    settings = queue_settings.model_copy(update={"job_retries": 2})
+    async with worker(settings, tmp_path, JOB_RETRIES="2") as running:
+        job_id = await enqueue(queue, settings, "fail", owner=None)
+        job = await reaches(queue, job_id, "failed")
+        recovered = await enqueue(queue, settings, "fail", owner=None, succeed_on=2)
+        assert (await reaches(queue, recovered, "succeeded")).attempts == 2
+    assert job.attempts == 3
+    assert job.error == "RuntimeError: boom on attempt 3"
+    attempts = [line for line in running.lines if job_id in line and "attempt" in line]
+    assert [re.sub(r".*attempt", "attempt", line) for line in attempts] == [
+        "attempt 1 of 3 started",
+        "attempt 1 of 3 failed (RuntimeError: boom on attempt 1); it will run again",
+        "attempt 2 of 3 started",
+        "attempt 2 of 3 failed (RuntimeError: boom on attempt 2); it will run again",
+        "attempt 3 of 3 started",
+        "attempt 3 of 3 failed (RuntimeError: boom on attempt 3); no attempts left",
+    ]
+    # Each line names the job's function and id.
+    assert all(f"job fail {job_id}" in line for line in attempts)
+
+
+async def test_a_periodic_job_runs_once_per_period_however_many_workers(
+    queue_settings: Settings, tmp_path: Path
+) -> None:
+    every_second = {"QUEUE_REPORT_CRON": "* * * * * *"}
+    async with (
+        worker(queue_settings, tmp_path, **every_second) as first,
+        worker(queue_settings, tmp_path, **every_second) as second,
+    ):
+        report = re.compile(r"queue report for (\d+):")
+
+        def periods() -> list[str]:
+            return [
+                found[1]
+                for w in (first, second)
+                for line in w.lines
+                if (found := report.search(line))
+            ]
+
+        while len(periods()) < 4:
+            await first_to_log(report, first, second)
+    seen = periods()
+    assert len(seen) == len(set(seen)), f"a period ran twice: {seen}"
+
+
+async def test_sigterm_lets_a_running_job_finish(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    redis: Redis = queue.redis
+    gate = queue_settings.redis_key("gate")
+    async with worker(queue_settings, tmp_path, WORKER_SHUTDOWN_TIMEOUT="20") as running:
+        job_id = await enqueue(queue, queue_settings, "gated", owner=None, gate=gate)
+        await running.wait_for(f"gated {job_id}: waiting")
+        running.send(signal.SIGTERM)
+        await redis.rpush(gate, "go")
+        status = await running.wait_exit()
+    assert status == 0
+    assert (await state_of(queue, job_id)).state == "succeeded"
+
+
+async def test_a_job_still_running_when_the_shutdown_timeout_ends_runs_again_later(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    redis: Redis = queue.redis
+    gate = queue_settings.redis_key("gate")
+    async with worker(queue_settings, tmp_path, WORKER_SHUTDOWN_TIMEOUT="1") as running:
+        job_id = await enqueue(queue, queue_settings, "gated", owner=None, gate=gate)
+        await running.wait_for(f"gated {job_id}: waiting")
+        assert await running.stop() == 0
+    job = await state_of(queue, job_id)
+    assert (job.state, job.attempts) == ("queued", 1)
+    async with worker(queue_settings, tmp_path):
+        await redis.rpush(gate, "go")
+        assert (await reaches(queue, job_id, "succeeded")).attempts == 2
+
+
+async def test_finished_jobs_expire_and_the_queue_does_not_grow_with_them(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    settings = queue_settings.model_copy(update={"job_result_ttl": 1})
+    redis: Redis = queue.redis
+
+    async def keys() -> list[bytes]:
+        return [key async for key in redis.scan_iter(match=f"*{settings.redis_key()}*")]
+
+    async with worker(settings, tmp_path, JOB_RESULT_TTL="1"):
+        for batch in (10, 40):
+            jobs = [
+                await enqueue(queue, settings, "fail", owner=None, succeed_on=1)
+                for _ in range(batch)
+            ]
+            await reaches(queue, jobs[-1], "succeeded")
+
+            async def only_the_queues_own() -> bool:
+                return not any(b"saq:job:" in key for key in await keys())
+
+            await until(only_the_queues_own)
+            # What is left is the queue's own bookkeeping, the same for 10 jobs as for 40.
+            left = sorted(await keys())
+            assert all(b":stats" in key or b":worker_info" in key for key in left), left
+
+
+async def test_worker_check_says_whether_a_worker_of_this_host_is_alive(
+    queue_settings: Settings, tmp_path: Path
+) -> None:
+    environment = worker_environment(queue_settings, tmp_path / "ledger")
+
+    async def check() -> int:
+        command = ("-m", "{{ cookiecutter.package_name }}", "worker", "--check")
+        async with child(tmp_path, *command, **environment) as probe:
+            return await probe.wait_exit()
+
+    assert await check() == 1
+    async with worker(queue_settings, tmp_path):
+        assert await check() == 0
+
+
+async def test_worker_without_redis_url_exits_with_one_line(tmp_path: Path) -> None:
+    async with child(tmp_path, "-m", "{{ cookiecutter.package_name }}", "worker") as started:
+        status = await started.wait_exit()
+    assert status == 1
+    assert started.lines == ["error: worker: REDIS_URL is not set (the job queue lives in Redis)"]

@@ -1,0 +1,76 @@
+"""`python -m tests.worker_jobs`: the service's worker, plus jobs that misbehave on purpose.
+
+It is the real worker (`__main__.work`: the same settings, hooks and
+heartbeat), so the queue tests see what a deployed worker does. The notification
+provider writes each send to the file LEDGER names, one line per send, so
+a test counts effects across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from {{ cookiecutter.package_name }}.__main__ import work
+{%- if cookiecutter.use_background_tasks %}
+from {{ cookiecutter.package_name }}.tasks import notifications
+{%- endif %}
+from {{ cookiecutter.package_name }}.tasks.context import JobContext
+from {{ cookiecutter.package_name }}.tasks.jobs import FUNCTIONS
+
+logger = logging.getLogger("{{ cookiecutter.package_name }}.tests")
+
+
+def record(line: str) -> None:
+    """Append `line` to the ledger: one write, so lines of two processes never mix."""
+    with Path(os.environ["LEDGER"]).open("a") as ledger:
+        ledger.write(line + "\n")
+
+
+async def effect(ctx: JobContext, *, name: str) -> dict[str, Any]:
+    """Has its effect (a ledger line) once per job, however often it runs, as jobs should;
+    its first run then hangs, as a worker that dies mid-job would leave it."""
+    job, redis = ctx["job"], ctx["redis"]
+    done = ctx["settings"].redis_key("effect", job.key)
+    if not await redis.exists(done):
+        record(f"effect {name}")
+        await redis.set(done, "1", ex=ctx["settings"].job_result_ttl)
+    if job.attempts == 1:
+        logger.info("effect %s: had its effect, now hangs", job.key)
+        await asyncio.Event().wait()
+    return {"attempt": job.attempts}
+
+
+async def fail(ctx: JobContext, *, succeed_on: int = 0) -> dict[str, Any]:
+    """Raises on every attempt before `succeed_on` (0: on every attempt)."""
+    attempt = ctx["job"].attempts
+    if succeed_on == 0 or attempt < succeed_on:
+        raise RuntimeError(f"boom on attempt {attempt}")
+    return {"attempt": attempt}
+
+
+async def gated(ctx: JobContext, *, gate: str) -> str:
+    """Runs until the test pushes to the Redis list `gate`."""
+    redis = ctx["redis"]
+    logger.info("gated %s: waiting at %s", ctx["job"].key, gate)
+    # BLPOP blocks in Redis; each call is shorter than the client's socket timeout.
+    while await redis.blpop([gate], timeout=0.5) is None:
+        pass
+    return "through"
+
+
+def main() -> None:
+{%- if cookiecutter.use_background_tasks %}
+    notifications.send_with_provider = lambda recipient, message, key: record(
+        f"sent {recipient} {message}"
+    )
+{%- endif %}
+    sys.exit(work((*FUNCTIONS, effect, fail, gated)))
+
+
+if __name__ == "__main__":
+    main()
