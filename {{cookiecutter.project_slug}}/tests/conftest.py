@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+{%- if cookiecutter.use_task_queue %}
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+{%- else %}
 from collections.abc import Callable, Iterator
+{%- endif %}
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
+{%- if cookiecutter.use_task_queue %}
+from saq.queue.redis import RedisQueue
+{%- endif %}
 
 from {{ cookiecutter.package_name }} import __main__ as entry_point
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
+{%- if cookiecutter.use_task_queue %}
+from {{ cookiecutter.package_name }}.tasks.queue import create_queue
+
+from .workers import HEARTBEAT_TIMEOUT
+{%- endif %}
 
 
 # Module scope (anyio's own default), so that a module can share one
@@ -101,3 +114,30 @@ def uvicorn_options(monkeypatch: pytest.MonkeyPatch) -> Callable[..., dict[str, 
         return passed
 
     return options
+{%- if cookiecutter.use_task_queue %}
+
+
+# The task-queue tests share the session's Redis: each gets a REDIS_PREFIX of
+# its own, so its queue, jobs and workers see nothing of another test's.
+@pytest.fixture
+def queue_settings(redis_url: str) -> Settings:
+    """Settings on the session's Redis under a prefix of this test's own."""
+    return Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        redis_prefix=f"test-{uuid.uuid4().hex[:12]}",
+        redis_timeout=1.0,
+        job_heartbeat_timeout=HEARTBEAT_TIMEOUT,
+        job_retry_delay=0.1,
+        job_retry_max_delay=0.5,
+    )
+
+
+@pytest.fixture
+async def queue(queue_settings: Settings) -> AsyncIterator[RedisQueue]:
+    """The test's queue, connected."""
+    opened = create_queue(queue_settings)
+    await opened.connect()
+    yield opened
+    await opened.disconnect()
+{%- endif %}

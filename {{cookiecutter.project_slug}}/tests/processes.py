@@ -67,6 +67,10 @@ class Child:
         self.send(signal.SIGTERM)
         return await self.wait_exit()
 
+    @property
+    def running(self) -> bool:
+        return self._process.returncode is None
+
     def send(self, signum: int) -> None:
         """Send `signum` (SIGTERM, SIGKILL, ...) to the child."""
         self._process.send_signal(signum)

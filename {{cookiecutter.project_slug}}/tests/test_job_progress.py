@@ -16,7 +16,7 @@ from {{ cookiecutter.package_name }}.tasks.queue import enqueue
 from .live import joined, receive, serve
 from .workers import worker
 
-pytest_plugins = ["tests.redis_server", "tests.workers"]
+pytest_plugins = ["tests.redis_server"]
 pytestmark = pytest.mark.anyio
 
 

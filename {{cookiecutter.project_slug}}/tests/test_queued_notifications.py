@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.settings import Settings
 
 from .workers import ledger, worker
 
-pytest_plugins = ["tests.redis_server", "tests.workers"]
+pytest_plugins = ["tests.redis_server"]
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
 NOTIFICATION = {"recipient": "ada@example.com", "message": "hi"}
@@ -68,8 +68,8 @@ async def test_every_web_process_answers_the_same_before_and_after_restarts(
 def test_a_job_is_its_owners_to_look_up(queue_settings: Settings) -> None:
     settings = queue_settings.model_copy(update={"auth_secret": SECRET})
     settings = Settings.model_validate(settings.model_dump())  # validated again, with the key
-    ada = {"Authorization": f"Bearer {mint(SECRET, 'ada')}"}
-    bob = {"Authorization": f"Bearer {mint(SECRET, 'bob')}"}
+    ada = {"Authorization": f"Bearer {mint(SECRET, 'ada', ttl=60)}"}
+    bob = {"Authorization": f"Bearer {mint(SECRET, 'bob', ttl=60)}"}
     with web(settings) as client:
         assert client.post("/notifications", json=NOTIFICATION).status_code == 401
         job_id = client.post("/notifications", json=NOTIFICATION, headers=ada).json()["job_id"]

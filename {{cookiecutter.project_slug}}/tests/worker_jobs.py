@@ -63,11 +63,18 @@ async def gated(ctx: JobContext, *, gate: str) -> str:
     return "through"
 
 
+{%- if cookiecutter.use_background_tasks %}
+
+
+def sent(recipient: str, message: str, idempotency_key: str) -> None:
+    """The notification provider of these tests: a ledger line per send."""
+    record(f"sent {recipient} {message}")
+{%- endif %}
+
+
 def main() -> None:
 {%- if cookiecutter.use_background_tasks %}
-    notifications.send_with_provider = lambda recipient, message, key: record(
-        f"sent {recipient} {message}"
-    )
+    notifications.send_with_provider = sent
 {%- endif %}
     sys.exit(work((*FUNCTIONS, effect, fail, gated)))
 

@@ -1,8 +1,4 @@
-"""Worker processes and a queue for the task-queue tests, all on the session's Redis.
-
-Each test gets a REDIS_PREFIX of its own (`queue_settings`): its queue, its
-jobs and its workers see nothing of another test's.
-"""
+"""Worker processes for the task-queue tests, on the queue `queue_settings` names (conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,15 +6,10 @@ import asyncio
 import contextlib
 import os
 import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from saq.queue.redis import RedisQueue
-
 from {{ cookiecutter.package_name }}.settings import Settings
-from {{ cookiecutter.package_name }}.tasks.queue import create_queue
 
 from .processes import Child, child, environment
 
@@ -29,29 +20,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 HEARTBEAT_TIMEOUT = 3
 # The README's bound on running a killed worker's job again, in seconds.
 TAKEN_BACK_WITHIN = 2 * HEARTBEAT_TIMEOUT + 5
-
-
-@pytest.fixture
-def queue_settings(redis_url: str) -> Settings:
-    """Settings on the session's Redis under a prefix of this test's own."""
-    return Settings(
-        _env_file=None,
-        redis_url=redis_url,
-        redis_prefix=f"test-{uuid.uuid4().hex[:12]}",
-        redis_timeout=1.0,
-        job_heartbeat_timeout=HEARTBEAT_TIMEOUT,
-        job_retry_delay=0.1,
-        job_retry_max_delay=0.5,
-    )
-
-
-@pytest.fixture
-async def queue(queue_settings: Settings) -> AsyncIterator[RedisQueue]:
-    """The test's queue, connected."""
-    opened = create_queue(queue_settings)
-    await opened.connect()
-    yield opened
-    await opened.disconnect()
 
 
 def worker_environment(settings: Settings, ledger: Path, **variables: str) -> dict[str, str]:
@@ -75,11 +43,16 @@ def worker_environment(settings: Settings, ledger: Path, **variables: str) -> di
 @contextlib.asynccontextmanager
 async def worker(settings: Settings, directory: Path, **variables: str) -> AsyncIterator[Child]:
     """A worker child (tests/worker_jobs.py) on `settings`' queue, once it takes jobs;
-    killed after the block if still running. Its ledger is `directory`/ledger."""
+    stopped after the block (SIGTERM) if still running, its log then read to
+    the end. Its ledger is `directory`/ledger."""
     environment = worker_environment(settings, directory / "ledger", **variables)
     async with child(directory, "-m", "tests.worker_jobs", **environment) as started:
         await started.wait_for("taking jobs from")
-        yield started
+        try:
+            yield started
+        finally:
+            if started.running:
+                await started.stop()
 
 
 async def first_to_log(pattern: str | re.Pattern[str], *children: Child) -> Child:

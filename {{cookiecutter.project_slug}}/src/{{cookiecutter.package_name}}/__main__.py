@@ -120,9 +120,9 @@ def token(user: str, channels: Sequence[str], publish: Sequence[str], ttl: float
 
 def _split(patterns: Sequence[str]) -> list[str]:
     return [p.strip() for value in patterns for p in value.split(",") if p.strip()]
-
-
 {%- if cookiecutter.use_task_queue %}
+
+
 def work(functions: Iterable[JobFunction] = FUNCTIONS) -> int:
     """Run a worker of `functions` until it is stopped; 0 once it stopped cleanly."""
     settings = get_settings()
@@ -150,9 +150,9 @@ def check_worker() -> int:
         print("unhealthy: no worker of this host wrote its health signal lately", file=sys.stderr)
         return 1
     return 0
+{%- endif %}
 
 
-{% endif -%}
 def serve() -> None:
     """Serve the app with uvicorn until it is stopped."""
     settings = get_settings()

@@ -18,6 +18,11 @@ import httpx
 from fastapi import Depends, Request
 {% if cookiecutter.use_redis -%}
 from redis.asyncio import Redis
+{% endif -%}
+{% if cookiecutter.use_task_queue -%}
+from saq.queue.redis import RedisQueue
+{% endif -%}
+{% if cookiecutter.use_redis -%}
 from starlette.exceptions import HTTPException
 {% endif -%}
 from starlette.requests import HTTPConnection
@@ -31,9 +36,6 @@ from .jobs import JobRunner
 {% endif -%}
 from .readiness import Readiness
 from .settings import Settings
-{%- if cookiecutter.use_task_queue %}
-from .tasks.queue import RedisQueue
-{%- endif %}
 
 
 async def get_settings(connection: HTTPConnection) -> Settings:

@@ -10,6 +10,7 @@ that a second run has no second effect.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -21,8 +22,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from saq import Job, Status
 from saq.queue.redis import RedisQueue
+from saq.utils import now
 
 from ..readiness import Readiness
 from ..redis_client import redis_check
@@ -34,9 +37,9 @@ logger = logging.getLogger(__name__)
 # jobs `saq:job:<name>:<id>`.
 QUEUE = "jobs"
 # Seconds a worker's wait for the next job blocks in Redis (BLMOVE) before it
-# asks again. Below the client's socket timeout, which would otherwise end
-# every idle wait with an error.
-DEQUEUE_WAIT = 5
+# asks again: short, since a stopping worker waits for it; the worker's
+# socket timeout is this much longer than REDIS_TIMEOUT.
+DEQUEUE_WAIT = 1
 
 # What `new_job_id` makes: the ids `find` looks up.
 JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -71,7 +74,59 @@ class JobView(BaseModel):
     error: str | None = None
 
 
-def create_queue(settings: Settings, *, worker: bool = False) -> RedisQueue:
+# Moves the job at the head of the queued list to the active list, only if
+# it is still the one the caller read (another worker may have taken it).
+_TAKE = """
+if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
+    redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+    return 1
+end
+return 0
+"""
+
+
+class Queue(RedisQueue):
+    """SAQ's Redis queue, whose workers mark a job active before it enters the active list.
+
+    SAQ moves a job to its active list, then marks it active; its sweeper
+    takes any job of that list not marked active for a lost one (saq#277): a
+    sweep in that instant aborted a job as it started, queued it again, and
+    overwrote its outcome with "swept". Here a worker waits for a job without
+    taking it, marks it active, then moves it, so the sweeper never sees an
+    unmarked job. Relies on SAQ 0.26's Redis layout (pyproject pins 0.26).
+    """
+
+    async def dequeue(
+        self,
+        timeout: float = 0.0,  # noqa: ASYNC109 (SAQ's signature: seconds to block in Redis)
+        poll_interval: float = 0.0,
+    ) -> Job | None:
+        # Waits for a job and leaves it first in line (BLMOVE to the same list's head).
+        wait = math.ceil(timeout)
+        job_id = await self.redis.blmove(self._queued, self._queued, wait, "LEFT", "LEFT")
+        if job_id is None:
+            return None
+        job = await self._get_job_by_id(job_id)
+        if job is None:  # its data expired or was deleted: nothing to run
+            stale = job_id if isinstance(job_id, str) else job_id.decode()
+            await self.redis.lrem(self._queued, 1, stale)
+            return None
+        job.status = Status.ACTIVE
+        job.started = job.touched = now()
+        await self.redis.set(job.id, self.serialize(job))
+        taken = await self.redis.eval(_TAKE, 2, self._queued, self._active, job.id)
+        return job if taken else None
+
+    async def disconnect(self) -> None:
+        """Close the connections; a Redis that does not answer is logged, not raised."""
+        try:
+            await super().disconnect()
+        except (RedisError, OSError) as exc:
+            logger.warning("closing the job queue's Redis connections: %s", exc)
+            await self.redis.aclose()
+
+
+def create_queue(settings: Settings, *, worker: bool = False) -> Queue:
     """The queue at REDIS_URL, not connected yet; raises ValueError when REDIS_URL is unset.
 
     Commands fail within REDIS_TIMEOUT seconds, never hang on a dead
@@ -87,7 +142,7 @@ def create_queue(settings: Settings, *, worker: bool = False) -> RedisQueue:
         # connection that a Redis restart closed while it sat unused.
         retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
-    return RedisQueue(client, name=settings.redis_key(QUEUE))
+    return Queue(client, name=settings.redis_key(QUEUE))
 
 
 @asynccontextmanager

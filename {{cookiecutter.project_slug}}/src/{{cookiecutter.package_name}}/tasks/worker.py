@@ -12,7 +12,7 @@ SAQ's worker, configured for what the README promises:
   times; then it is failed, with its error.
 - Graceful stop: SIGTERM or SIGINT stops taking jobs; running ones get
   WORKER_SHUTDOWN_TIMEOUT seconds to finish, then are cancelled and queued
-  to run again.
+  to run again. An idle worker stops within DEQUEUE_WAIT seconds.
 - Health: each worker writes its info to Redis every WORKER_INFO_INTERVAL
   seconds, expiring a second later; `worker --check` exits 0 only while a
   worker of this host has.
@@ -31,6 +31,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from saq import CronJob, Job, Status, Worker
 from saq.queue.redis import RedisQueue
+from saq.types import TimersDict
 
 from ..redis_client import create_redis
 from ..settings import Settings
@@ -50,6 +51,8 @@ JobFunction = Callable[..., Awaitable[Any]]
 WORKER_INFO_INTERVAL = 10
 # How often a worker looks for scheduled jobs (and retries) that are due, in seconds.
 SCHEDULE_INTERVAL = 1
+# How often a worker looks whether one of its running jobs was aborted, in seconds.
+ABORT_INTERVAL = 1
 # A running job is touched this many times per JOB_HEARTBEAT_TIMEOUT.
 BEATS_PER_TIMEOUT = 3
 
@@ -88,6 +91,21 @@ async def _beat(job: Job, interval: float) -> None:
             logger.warning("job %s: heartbeat failed: %s", job.key, exc)
 
 
+class GracefulWorker(Worker[JobContext]):
+    """SAQ's worker, whose stop waits for running jobs only.
+
+    SAQ's `stop` waits up to the grace period for all of its tasks, its
+    upkeep loops too, which sleep up to the sweep interval between rounds: a
+    worker with nothing to do would take that long to stop.
+    """
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            if task.get_name() != "process":  # SAQ's name for a task that takes and runs jobs
+                task.cancel()
+        await super().stop()
+
+
 class Lifecycle:
     """The worker's hooks: its resources, and a log line (and an event) per attempt."""
 
@@ -124,12 +142,20 @@ class Lifecycle:
         elif job.status == Status.QUEUED:
             logger.warning(
                 "job %s %s: attempt %d of %d failed (%s); it will run again",
-                name, key, attempt, job.retries, error,
+                name,
+                key,
+                attempt,
+                job.retries,
+                error,
             )
         else:
             logger.error(
                 "job %s %s: attempt %d of %d failed (%s); no attempts left",
-                name, key, attempt, job.retries, error,
+                name,
+                key,
+                attempt,
+                job.retries,
+                error,
             )
 {%- if cookiecutter.use_websockets %}
         state = "retrying" if job.status == Status.QUEUED else STATES[job.status]
@@ -161,7 +187,14 @@ def create_worker(
         ttl=options["ttl"],
     )
     lifecycle = Lifecycle(settings)
-    return Worker(
+    # All four, though SAQ fills in what is missing: its partial type requires them (saq 0.26).
+    timers: TimersDict = {
+        "abort": ABORT_INTERVAL,
+        "schedule": SCHEDULE_INTERVAL,
+        "sweep": settings.job_heartbeat_timeout,
+        "worker_info": WORKER_INFO_INTERVAL,
+    }
+    return GracefulWorker(
         queue,
         functions=beating,
         id=worker_id(),
@@ -171,11 +204,7 @@ def create_worker(
         shutdown=lifecycle.shutdown,
         before_process=lifecycle.before_process,
         after_process=lifecycle.after_process,
-        timers={
-            "schedule": SCHEDULE_INTERVAL,
-            "sweep": settings.job_heartbeat_timeout,
-            "worker_info": WORKER_INFO_INTERVAL,
-        },
+        timers=timers,
         dequeue_timeout=DEQUEUE_WAIT,
         shutdown_grace_period_s=settings.worker_shutdown_timeout,
     )
