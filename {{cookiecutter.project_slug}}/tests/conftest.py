@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-{%- if cookiecutter.use_task_queue %}
+{% if cookiecutter.use_task_queue -%}
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-{%- else %}
+{%- else -%}
 from collections.abc import Callable, Iterator
 {%- endif %}
 from pathlib import Path

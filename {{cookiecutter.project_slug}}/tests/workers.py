@@ -53,6 +53,8 @@ async def worker(settings: Settings, directory: Path, **variables: str) -> Async
         finally:
             if started.running:
                 await started.stop()
+            # Captured: pytest shows it with a failure.
+            print("\n".join(["worker log:", *started.lines]))
 
 
 async def first_to_log(pattern: str | re.Pattern[str], *children: Child) -> Child:

@@ -74,10 +74,12 @@ class JobView(BaseModel):
     error: str | None = None
 
 
-# Moves the job at the head of the queued list to the active list, only if
-# it is still the one the caller read (another worker may have taken it).
+# Marks the job active (writes its data, ARGV[1]) and moves it from the head
+# of the queued list to the active list, in one step: only if it is still the
+# job the caller read (another worker may have taken it).
 _TAKE = """
-if redis.call('LINDEX', KEYS[1], 0) == ARGV[1] then
+if redis.call('LINDEX', KEYS[1], 0) == KEYS[3] then
+    redis.call('SET', KEYS[3], ARGV[1])
     redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
     return 1
 end
@@ -92,8 +94,9 @@ class Queue(RedisQueue):
     takes any job of that list not marked active for a lost one (saq#277): a
     sweep in that instant aborted a job as it started, queued it again, and
     overwrote its outcome with "swept". Here a worker waits for a job without
-    taking it, marks it active, then moves it, so the sweeper never sees an
-    unmarked job. Relies on SAQ 0.26's Redis layout (pyproject pins 0.26).
+    taking it, then marks it active and moves it in one step, so the sweeper
+    never sees an unmarked job, nor anyone a job marked but not taken.
+    Relies on SAQ 0.26's Redis layout (pyproject pins 0.26).
     """
 
     async def dequeue(
@@ -113,8 +116,8 @@ class Queue(RedisQueue):
             return None
         job.status = Status.ACTIVE
         job.started = job.touched = now()
-        await self.redis.set(job.id, self.serialize(job))
-        taken = await self.redis.eval(_TAKE, 2, self._queued, self._active, job.id)
+        marked = self.serialize(job)
+        taken = await self.redis.eval(_TAKE, 3, self._queued, self._active, job.id, marked)
         return job if taken else None
 
     async def disconnect(self) -> None:
