@@ -40,8 +40,8 @@ from .http_protocol import PROTOCOL
 from .settings import LogLevel, get_settings
 {%- if cookiecutter.use_task_queue %}
 from .tasks import worker
+from .tasks.context import JobFunction
 from .tasks.jobs import FUNCTIONS
-from .tasks.worker import JobFunction
 {%- endif %}
 
 # A development token lives at most a year (seconds).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from redis.asyncio import Redis
 from saq.types import Context
 
@@ -20,3 +23,7 @@ class JobContext(Context, total=False):
 {%- if cookiecutter.use_websockets %}
     progress: JobProgress
 {%- endif %}
+
+
+# A job: `async def job(ctx: JobContext, **kwargs) -> result`.
+JobFunction = Callable[..., Awaitable[Any]]

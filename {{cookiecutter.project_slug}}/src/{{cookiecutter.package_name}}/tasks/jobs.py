@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from .context import JobContext
+from .context import JobContext, JobFunction
 {%- if cookiecutter.use_background_tasks %}
 from .notifications import send_notification
 {%- endif %}
@@ -38,9 +38,9 @@ async def report_queue(ctx: JobContext) -> dict[str, int]:
 
 
 # Every job a worker can run, by its function's name.
-FUNCTIONS = (
+FUNCTIONS: list[JobFunction] = [
 {%- if cookiecutter.use_background_tasks %}
     send_notification,
 {%- endif %}
     report_queue,
-)
+]

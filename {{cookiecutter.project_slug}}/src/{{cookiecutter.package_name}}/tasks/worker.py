@@ -25,7 +25,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -35,7 +35,7 @@ from saq.types import TimersDict
 
 from ..redis_client import create_redis
 from ..settings import Settings
-from .context import JobContext
+from .context import JobContext, JobFunction
 from .jobs import FUNCTIONS, report_queue
 {%- if cookiecutter.use_websockets %}
 from .progress import JobProgress
@@ -43,8 +43,6 @@ from .progress import JobProgress
 from .queue import DEQUEUE_WAIT, {% if cookiecutter.use_websockets %}STATES, {% endif %}create_queue, job_options, view
 
 logger = logging.getLogger(__name__)
-
-JobFunction = Callable[..., Awaitable[Any]]
 
 # Seconds between a worker's writes of its info (its health signal); each
 # write lives one second longer than this.
