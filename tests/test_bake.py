@@ -112,6 +112,7 @@ def test_every_config_file_parses(project: Path, combination: Combination) -> No
     assert pyproject["tool"]["ruff"]["target-version"] == "py" + version.replace(".", "")
     dependencies = " ".join(pyproject["project"]["dependencies"])
     assert ("redis" in dependencies) == combination.answers["use_redis"]
+    assert ("saq" in dependencies) == combination.answers["use_task_queue"]
     assert ("httpx" in dependencies) == combination.answers["use_lifespan"]
     answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
     assert {k: answers[k] for k in combination.answers} == combination.answers

@@ -216,6 +216,21 @@ def test_compose_follows_the_compose_spec_with_redis_exactly_when_chosen(
     else:
         assert set(services) == {"app"}
         assert "REDIS_URL" not in services["app"].get("environment", {})
+    assert ("worker" in services) == combination.answers["use_task_queue"]
+    if combination.answers["use_task_queue"]:
+        worker = services["worker"]
+        package = package_name(project)
+        # The same image and settings as the app, another command, its own health check.
+        assert worker["build"] == services["app"]["build"]
+        assert worker["command"] == ["python", "-m", package, "worker"]
+        assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", package, "worker", "--check"]
+        assert worker["environment"] == services["app"]["environment"]
+        assert worker["depends_on"] == services["app"]["depends_on"]
+        # Queued jobs outlive a Redis restart, and are never evicted.
+        command = " ".join(services["redis"]["command"])
+        assert "--appendonly yes" in command
+        assert "--maxmemory-policy noeviction" in command
+        assert services["redis"]["volumes"] == ["redis-data:/data"]
 
 
 def test_compose_and_ci_set_only_settings_the_app_documents(project: Path) -> None:
@@ -225,10 +240,11 @@ def test_compose_and_ci_set_only_settings_the_app_documents(project: Path) -> No
         for line in (project / ".env.example").read_text().splitlines()
         if "=" in line and not line.startswith("#")
     }
-    compose = yaml.safe_load((project / "compose.yaml").read_text())["services"]["app"]
+    services = yaml.safe_load((project / "compose.yaml").read_text())["services"]
     [job] = yaml.safe_load((project / WORKFLOW).read_text())["jobs"].values()
     set_by_ci = {name for step in job["steps"] for name in step.get("env", {})}
-    assert set(compose.get("environment", {})) - documented == set()
+    for name in ("app", "worker"):
+        assert set(services.get(name, {}).get("environment", {})) - documented == set()
     assert set_by_ci - documented == set()
 
 
@@ -253,7 +269,7 @@ def test_the_generated_workflow_is_a_valid_github_workflow_for_the_chosen_option
     assert ("REDIS_URL" in tests.get("env", {})) == combination.answers["use_redis"]
 
 
-def test_the_generated_workflow_runs_the_readme_commands(project: Path) -> None:
+def test_the_generated_workflow_runs_the_readme_commands(project: Path, combination: Combination) -> None:
     workflow = yaml.safe_load((project / WORKFLOW).read_text())
     in_ci = {c for c in commands(workflow_run_lines(workflow)) if c.startswith("uv ")}
     in_readme = {
@@ -261,6 +277,8 @@ def test_the_generated_workflow_runs_the_readme_commands(project: Path) -> None:
     }
     # Serving and installing the git hook are for a developer's machine only.
     local_only = {f"uv run python -m {package_name(project)}", "uv run pre-commit install"}
+    if combination.answers["use_task_queue"]:
+        local_only.add(f"uv run python -m {package_name(project)} worker")
     assert local_only <= in_readme
     assert in_ci == in_readme - local_only
     assert {"uv sync --extra dev", "uv run pytest", "uv run mypy"} <= in_ci
