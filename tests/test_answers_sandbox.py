@@ -189,7 +189,8 @@ def test_a_typed_answer_cannot_run_code(
 ) -> None:
     output_dir = tmp_path / "out"
     # The payload at the first prompt, then every other prompt's default.
-    status, _ = _invoke("-o", str(output_dir), stdin=payload + "\n" * 12)
+    others = len([name for name in PROMPTS if not name.startswith("_")]) - 1
+    status, _ = _invoke("-o", str(output_dir), stdin=payload + "\n" * others)
     _assert_nothing_ran_or_was_written(tmp_path, output_dir)
     assert status != 0
     [line] = capfd.readouterr().err.splitlines()

@@ -4,8 +4,8 @@
 `python -m {{ cookiecutter.package_name }} token --sub alice --channels 'chat:*' --ttl 3600`
 prints a token signed with AUTH_SECRET.
 {%- if cookiecutter.use_task_queue %}
-`python -m {{ cookiecutter.package_name }} worker` runs jobs from the queue (same settings);
-`python -m {{ cookiecutter.package_name }} worker --check` exits 0 while a worker of this host is alive.
+`python -m {{ cookiecutter.package_name }} worker` runs jobs from the queue, and
+`python -m {{ cookiecutter.package_name }} worker --check` says whether one is alive.
 {%- endif %}
 """
 

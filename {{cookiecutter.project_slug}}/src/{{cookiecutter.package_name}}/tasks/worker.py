@@ -1,4 +1,4 @@
-"""The worker: `python -m {{ cookiecutter.package_name }} worker` runs jobs from the queue until stopped.
+"""The worker, which `python -m {{ cookiecutter.package_name }} worker` runs until stopped.
 
 SAQ's worker, configured for what the README promises:
 
