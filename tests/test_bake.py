@@ -22,6 +22,8 @@ JINJA_MARKERS = ("{{", "{%", "{#")
 VARIABLE = re.compile(r"cookiecutter\.(?!json\b)\w+")
 # The restart test's line in pytest's "-rap" summary.
 RESTART_TEST = "PASSED tests/test_client_restart.py::test_through_a_restart_of_its_server_"
+# One of the queue's worker-process tests, in the same summary.
+WORKERS_TEST = "PASSED tests/test_task_queue.py::test_a_job_whose_worker_is_killed_runs_again"
 
 ALWAYS_PRESENT = (
     "pyproject.toml",
@@ -145,11 +147,22 @@ def test_the_baked_projects_own_tests_pass(project: Path, python: Path, combinat
     command: list[str | Path] = [python, "-m", "pytest", "-q", "-rap", "-p", "no:cacheprovider"]
     command += NO_SCHEMATHESIS_PLUGINS
     every_option = all(combination.answers[toggle] for toggle in toggles())
+    deselected = []
     if combination.answers["use_websockets"]:  # the bakes that declare the marker
-        command += ["-m", "not browser or restart" if every_option else "not browser"]
+        deselected.append("not browser or restart" if every_option else "not browser")
+    # The queue's worker-process tests (kills, retries, stops, schedules: about 40 s of
+    # waiting) drive the same worker code with and without background tasks, which
+    # only add the notification job and its routes (tested in test_queued_notifications):
+    # they run in the queue bakes with background tasks, with and without WebSockets.
+    if combination.answers["use_task_queue"] and not combination.answers["use_background_tasks"]:
+        deselected.append("not workers")
+    if deselected:
+        command += ["-m", " and ".join(f"({expression})" for expression in deselected)]
     output = run(command, project, env=env, timeout=600)
     if every_option:
         assert RESTART_TEST in output, output
+    if combination.answers["use_task_queue"] and combination.answers["use_background_tasks"]:
+        assert WORKERS_TEST in output, output
 
 
 def _always(answers: dict[str, Any]) -> list[str]:

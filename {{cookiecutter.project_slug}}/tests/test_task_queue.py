@@ -24,7 +24,7 @@ from .processes import child, until
 from .workers import TAKEN_BACK_WITHIN, first_to_log, ledger, worker, worker_environment
 
 pytest_plugins = ["tests.redis_server"]
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.workers]
 
 
 async def state_of(queue: RedisQueue, job_id: str) -> JobView:
