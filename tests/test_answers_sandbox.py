@@ -188,9 +188,9 @@ def test_a_typed_answer_cannot_run_code(
     payload: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     output_dir = tmp_path / "out"
-    # The payload at the first prompt, then every other prompt's default.
-    others = len([name for name in PROMPTS if not name.startswith("_")]) - 1
-    status, _ = _invoke("-o", str(output_dir), stdin=payload + "\n" * others)
+    # The payload at the first prompt, then every other prompt's default: a line each.
+    prompts = len([name for name in PROMPTS if not name.startswith("_")])
+    status, _ = _invoke("-o", str(output_dir), stdin=payload + "\n" * prompts)
     _assert_nothing_ran_or_was_written(tmp_path, output_dir)
     assert status != 0
     [line] = capfd.readouterr().err.splitlines()
