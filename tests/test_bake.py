@@ -23,7 +23,7 @@ VARIABLE = re.compile(r"cookiecutter\.(?!json\b)\w+")
 # The restart test's line in pytest's "-rap" summary.
 RESTART_TEST = "PASSED tests/test_client_restart.py::test_through_a_restart_of_its_server_"
 # One of the queue's worker-process tests, in the same summary.
-WORKERS_TEST = "PASSED tests/test_task_queue.py::test_a_job_whose_worker_is_killed_runs_again"
+WORKERS_TEST = "PASSED tests/test_task_queue.py::test_the_jobs_of_a_killed_worker_run_again"
 
 ALWAYS_PRESENT = (
     "pyproject.toml",

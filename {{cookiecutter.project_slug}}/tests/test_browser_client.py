@@ -548,5 +548,7 @@ async def test_a_page_with_more_channels_than_one_burst_gets_them_all_and_back_a
         )
         seen = await statuses(page)
     closes = [s["code"] for s in seen if s["state"] == "closed"]
-    assert closes == [1012], closes
+    # Closed by the restart; an attempt made before the new process listened fails (1006).
+    assert closes[0] == 1012, closes
+    assert set(closes[1:]) <= {1006}, closes
     assert sum(s["state"] == "open" for s in seen) == 2

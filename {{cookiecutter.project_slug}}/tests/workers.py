@@ -18,8 +18,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 
 # Short, so that the tests which kill a worker stay short: the smallest allowed.
 HEARTBEAT_TIMEOUT = 3
-# The README's bound on running a killed worker's job again, in seconds.
-TAKEN_BACK_WITHIN = 2 * HEARTBEAT_TIMEOUT + 5
+# The README's bound on running a killed worker's job again, in seconds: twice
+# the heartbeat timeout, a second for the schedule, the retry delay (0.5 s at most).
+TAKEN_BACK_WITHIN = 2 * HEARTBEAT_TIMEOUT + 1 + 0.5
 
 
 def worker_environment(settings: Settings, ledger: Path, **variables: str) -> dict[str, str]:

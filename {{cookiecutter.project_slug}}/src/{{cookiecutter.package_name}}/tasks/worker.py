@@ -6,7 +6,8 @@ SAQ's worker, configured for what the README promises:
   JOB_HEARTBEAT_TIMEOUT; a job untouched for that long (its worker killed,
   its host gone) is taken back by the next sweep of any worker (every
   JOB_HEARTBEAT_TIMEOUT seconds) and run again. Worst case, a lost job runs
-  again about 2 x JOB_HEARTBEAT_TIMEOUT + 5 seconds after its worker died.
+  again about 2 x JOB_HEARTBEAT_TIMEOUT + 1 seconds after its worker died,
+  plus its retry delay and 0.2 s for each job lost with it.
 - Retries: a job that raises runs again after JOB_RETRY_DELAY seconds,
   doubling (with jitter) up to JOB_RETRY_MAX_DELAY, at most JOB_RETRIES
   times; then it is failed, with its error.
