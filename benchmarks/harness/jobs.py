@@ -291,7 +291,7 @@ async def kill_run(space: Workspace, spec: Kill) -> Figures:
         # Jobs whose function had returned when the worker was killed, and those it was running.
         "done_at_kill": done_at_kill,
         "in_flight_at_kill": in_flight,
-        # Jobs run more than once: those the killed worker had started, run again elsewhere.
+        # Jobs run more than once: those the killed worker had taken, run again by the other.
         "ran_twice": sum(1 for count in attempts if count > 1),
         "max_attempts": max(attempts),
         "effects_twice": twice,
