@@ -1,4 +1,5 @@
-"""Benchmark the baked service's WebSocket fan-out against reference servers.
+"""Benchmark the baked service's WebSocket fan-out against reference servers, and its task
+queue against FastAPI's BackgroundTasks.
 
     python benchmarks/run.py                      # everything (about an hour on 2 cores)
     python benchmarks/run.py --quick              # every scenario at toy sizes (seconds)
