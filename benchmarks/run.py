@@ -1,10 +1,12 @@
-"""Benchmark the baked service's WebSocket fan-out against reference servers.
+"""Benchmark the baked service's WebSocket fan-out against reference servers, and its task
+queue against FastAPI's BackgroundTasks.
 
     python benchmarks/run.py                      # everything (about an hour on 2 cores)
     python benchmarks/run.py --quick              # every scenario at toy sizes (seconds)
     python benchmarks/run.py --scenario bursts --variants ceiling,ours --runs 5
     python benchmarks/run.py --scenario channels,capacity --variants ceiling,ours
     python benchmarks/run.py --scenario history,storm    # issue 12: history and recovery
+    python benchmarks/run.py --scenario jobs             # the task queue and BackgroundTasks
 
 Each run starts its variant as a real process on a loopback port, drives it from this one
 asyncio process, and stops every process it started, also on Ctrl-C and on errors.
@@ -30,6 +32,10 @@ from typing import Any
 
 from harness import procs
 from harness.history import Publishing, history_run
+from harness.jobqueue import READ_BATCH
+from harness.jobs import KILL_VARIANT, Jobs, Kill, jobs_run, kill_run
+from harness.jobs import REFERENCE as JOBS_REFERENCE
+from harness.jobs import VARIANTS as JOBS_VARIANTS
 from harness.report import Group, Row, render
 from harness.scenarios import (
     FD_HEADROOM,
@@ -53,7 +59,18 @@ from harness.variants import (
     Workspace,
 )
 
-SCENARIOS = ("bursts", "paced", "channels", "slow", "capacity", "redis", "history", "storm", "http")
+SCENARIOS = (
+    "bursts",
+    "paced",
+    "channels",
+    "slow",
+    "capacity",
+    "redis",
+    "history",
+    "storm",
+    "http",
+    "jobs",
+)
 REPO = Path(__file__).resolve().parent.parent
 # option: (full run, --quick). Full sizes are the spec's (issue 6).
 DEFAULTS: dict[str, tuple[Any, Any]] = {
@@ -86,6 +103,13 @@ DEFAULTS: dict[str, tuple[Any, Any]] = {
     "storm_rate": (10.0, 10.0),
     "http_seconds": (5.0, 1.0),
     "http_connections": (32, 8),
+    "jobs": (2000, 100),
+    "jobs_enqueuers": (4, 4),
+    "kill_jobs": (1000, 100),
+    "kill_work": (0.05, 0.05),
+    # The service's default; 1 in --quick: each job the killed worker held is taken back
+    # about 5 s after the one before it (benchmarks/README.md, "Scenarios", says why).
+    "kill_concurrency": (10, 1),
     "idle": (3.0, 1.0),
 }
 
@@ -204,6 +228,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     sizes.add_argument("--http-seconds", type=float, help="http: seconds measured per run (5)")
     sizes.add_argument("--http-connections", type=int, help="http: keep-alive connections (32)")
+    sizes.add_argument("--jobs", type=int, help="jobs: no-op jobs per run (2000)")
+    sizes.add_argument(
+        "--jobs-enqueuers",
+        type=int,
+        help="jobs: enqueuers, each enqueuing once its last enqueue was answered (4)",
+    )
+    sizes.add_argument(
+        "--kill-jobs", type=int, help="jobs: jobs of the run that kills a worker (1000)"
+    )
+    sizes.add_argument(
+        "--kill-work", type=float, help="jobs: seconds each of those jobs takes (0.05)"
+    )
+    sizes.add_argument(
+        "--kill-concurrency",
+        type=int,
+        help="jobs: WORKER_CONCURRENCY of the 2 workers of that run (10, the default; quick 1)",
+    )
     sizes.add_argument(
         "--idle", type=float, help="give up on delivery after this many seconds with no frame (3)"
     )
@@ -372,6 +413,25 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
         runner = lambda v: http_run(space, v, connections, seconds, warmup)  # noqa: E731
         plans.append(Plan(group, ["bare", "ours-http"], runner))
 
+    if "jobs" in args.scenario:
+        jobs = Jobs(args.jobs, args.jobs_enqueuers)
+        label = (
+            f"{args.jobs} no-op jobs, {args.jobs_enqueuers} enqueuers each enqueuing once "
+            "its last enqueue was answered"
+        )
+        group = Group("jobs", label, "jobs", jobs.__dict__, JOBS_REFERENCE)
+        plans.append(Plan(group, list(JOBS_VARIANTS), lambda v: jobs_run(space, v, jobs)))
+        kill = Kill(
+            args.kill_jobs, args.kill_work, args.kill_concurrency, enqueuers=args.jobs_enqueuers
+        )
+        label = (
+            f"{kill.jobs} jobs of {kill.work * 1000:g} ms with an effect each, 2 workers x "
+            f"WORKER_CONCURRENCY={kill.concurrency}, one SIGKILLed once {kill.kill_at:.0%} "
+            "finished"
+        )
+        group = Group("jobs", label, "kill", kill.__dict__)
+        plans.append(Plan(group, [KILL_VARIANT], lambda v: kill_run(space, kill)))
+
     if args.suite:
         group = Group("suite", f"pytest -n auto in {args.template}", "suite", {})
 
@@ -394,6 +454,8 @@ def _brief(figures: dict[str, Any]) -> str:
         "p99_ms",
         "healthy_reach",
         "requests_per_s",
+        "jobs_per_s",
+        "kill_to_last_s",
         "recovery_s",
         "publishes_per_s",
         "cpu_us_per_frame",
@@ -467,6 +529,8 @@ def connections_needed(args: argparse.Namespace) -> int:
         "history": max(args.paced_clients + 1, args.history_publishers + 1),
         "storm": args.storm_clients + 1,
         "http": args.http_connections,
+        # The enqueuers, and the queue's connections reading job states at once.
+        "jobs": args.jobs_enqueuers + READ_BATCH,
     }
     return max((counts[name] for name in args.scenario), default=0)
 

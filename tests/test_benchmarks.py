@@ -3,8 +3,10 @@
 No timing is asserted: only that every client received every message (over the baked
 service's multiplexed, authenticated protocol as over the ceiling's one channel per socket),
 that every capacity connection was live, that history off and on both deliver every publish
-and every client of a restarted process recovers from its last offset, that the report has
-its structure, and that no process the harness started outlives it.
+and every client of a restarted process recovers from its last offset, that every job of the
+task queue and of BackgroundTasks started once and a worker killed mid-run loses no job and
+doubles no effect, that the report has its structure, and that no process the harness
+started outlives it.
 """
 
 from __future__ import annotations
@@ -169,3 +171,50 @@ def test_quick_history_and_storm_compare_history_off_and_on_and_recover_every_cl
     assert run["startup_cpu_s"] > 0
     (goal,) = row["goals"]
     assert goal == {"name": "every client recovered (every run)", "value": 1.0, "passed": True}
+
+
+@pytest.mark.long_running
+def test_quick_jobs_start_every_job_once_and_a_killed_worker_loses_none(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    workdir = tmp_path / "work"
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--quick", "--scenario", "jobs",
+         "--json", str(report_path), "--workdir", str(workdir)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert processes_inside(workdir) == []
+
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    jobs, kill = report["groups"]
+    assert (jobs["scenario"], kill["scenario"]) == ("jobs", "jobs")
+    assert (jobs["kind"], kill["kind"]) == ("jobs", "kill")
+    for group in (jobs, kill):
+        assert f"== {group['scenario']}: {group['label']} ==" in done.stdout
+        for row in group["rows"]:
+            assert row["errors"] == [], (row["variant"], row["errors"])
+
+    # The queue with 1 and 2 workers next to BackgroundTasks, each job started exactly once.
+    assert jobs["reference"] == "background"
+    rows = {row["variant"]: row for row in jobs["rows"]}
+    assert list(rows) == ["background", "queue-1", "queue-2"]
+    for variant, row in rows.items():
+        (run,) = row["runs"]
+        assert run["jobs"] == run["succeeded"] == jobs["params"]["jobs"], (variant, run)
+        assert run["extra_starts"] == run["errors"] == 0, (variant, run)
+        assert 0 <= run["p50_ms"] <= run["p99_ms"] <= run["max_ms"], (variant, run)
+        assert run["jobs_per_s"] > 0
+        assert run["enqueues_per_s"] > 0
+    assert rows["queue-2"]["ratios"]["jobs_per_s"] > 0
+
+    # A worker killed with jobs in flight: each runs again elsewhere, its effect once.
+    ((row,),) = [kill["rows"]]
+    assert row["variant"] == "queue-kill"
+    (run,) = row["runs"]
+    assert run["succeeded"] == run["jobs"] == kill["params"]["jobs"], run
+    assert run["in_flight_at_kill"] >= 1
+    assert run["ran_twice"] >= 1
+    assert run["effects_twice"] == run["effects_missing"] == 0, run
+    assert run["done_at_kill"] < run["jobs"]
+    assert run["kill_to_last_s"] > 0
+    assert all(goal["passed"] is True for goal in row["goals"]), row["goals"]

@@ -289,7 +289,7 @@ def per_channel(count: int, channels: int) -> list[int]:
     ]
 
 
-def percentile(sorted_values: Sequence[int], fraction: float) -> float | None:
+def percentile(sorted_values: Sequence[float], fraction: float) -> float | None:
     """Nearest-rank percentile of already sorted values, or None when there are none."""
     if not sorted_values:
         return None

@@ -1,11 +1,11 @@
-"""An HTTP/1.1 keep-alive load loop over raw asyncio streams (lighter than any client library,
+"""HTTP/1.1 keep-alive load loops over raw asyncio streams (lighter than any client library,
 so on two cores the server, not the client, is what saturates)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 
@@ -17,19 +17,25 @@ class Load:
     measured: int = 0
 
 
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    """Read one response; its head (status line and headers)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    if length:
+        await reader.readexactly(length)
+    return head
+
+
 async def _connection(port: int, path: str, load: Load, stop: asyncio.Event) -> None:
     request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         while not stop.is_set():
             writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                if line[:15].lower() == b"content-length:":
-                    length = int(line[15:])
-            if length:
-                await reader.readexactly(length)
+            head = await _answer(reader)
             if head.startswith(b"HTTP/1.1 200"):
                 load.completed += 1
                 if load.measuring:
@@ -76,3 +82,35 @@ async def run_load(
     if failures and load.completed == 0:
         raise failures[0]
     return Measured(elapsed, load.measured, load.errors + len(failures), cpu_end - cpu_start)
+
+
+async def post_each(port: int, paths: Iterator[str], connections: int) -> int:
+    """POST to each of `paths` (empty bodies), from `connections` keep-alive connections,
+    each sending its next request once its last was answered; the answers other than 2xx.
+
+    A connection takes the next path only when it is about to send it, so a path made by a
+    generator can carry the time it was sent.
+    """
+    errors = 0
+
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for path in paths:
+                writer.write(
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                    "Content-Length: 0\r\n\r\n".encode()
+                )
+                if not (await _answer(reader)).startswith(b"HTTP/1.1 2"):
+                    errors += 1
+        finally:
+            writer.close()
+
+    tasks = [asyncio.create_task(connection()) for _ in range(connections)]
+    try:
+        await asyncio.gather(*tasks)
+    finally:  # after an error, the other connections stop too
+        for task in tasks:
+            task.cancel()
+    return errors

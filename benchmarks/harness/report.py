@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Kind = Literal["broadcast", "slow", "capacity", "http", "recovery", "history", "storm", "suite"]
+Kind = Literal[
+    "broadcast", "slow", "capacity", "http", "recovery", "history", "storm", "jobs", "kill", "suite"
+]
 
 # history: the ratio history on / off of the paced CPU per frame counts as unchanged inside
 # 1.0 +/- this (benchmarks/README.md, "Goals", says why).
@@ -144,6 +146,13 @@ class Group:
             return [
                 _at_least("every client recovered (every run)", row.minimum("recovered_share"), 1.0)
             ]
+        if self.kind == "kill":
+            return [
+                _at_least("every job succeeded (every run)", row.minimum("succeeded_share"), 1.0),
+                _at_least(
+                    "every effect exactly once (every run)", row.minimum("effect_once_share"), 1.0
+                ),
+            ]
         if self.kind == "suite":
             return [_below("whole matrix < 90 s", row.median("wall_s"), 90.0)]
         if self.kind == "http" and variant != self.reference:
@@ -198,6 +207,8 @@ RATIO_KEYS: dict[Kind, tuple[str, ...]] = {
     "recovery": (),
     "history": ("publishes_per_s", "cpu_us_per_publish", "cpu_us_per_frame", "p99_ms"),
     "storm": (),
+    "jobs": ("jobs_per_s", "p50_ms", "p99_ms", "cpu_us_per_job"),
+    "kill": (),
     "suite": (),
 }
 
@@ -353,6 +364,26 @@ COLUMNS: dict[Kind, list[Column]] = {
         ("gaps", _figure("gaps")),
         ("dups", _figure("duplicates")),
         ("not recovered", _figure("not_recovered")),
+    ],
+    "jobs": [
+        ("jobs/s", _figure("jobs_per_s")),
+        ("p50 ms", _figure("p50_ms")),
+        ("p99 ms", _figure("p99_ms")),
+        ("enqueues/s", _figure("enqueues_per_s")),
+        ("CPU us/job", _figure("cpu_us_per_job")),
+        ("Redis us/job", _figure("redis_cpu_us_per_job")),
+        ("Redis cmds/job", _figure("redis_commands_per_job")),
+        ("jobs/s x bg", _ratio("jobs_per_s")),
+        ("p99 x bg", _ratio("p99_ms")),
+    ],
+    "kill": [
+        ("succeeded", _out_of("succeeded", "jobs")),
+        ("done at kill", _figure("done_at_kill")),
+        ("in flight", _figure("in_flight_at_kill")),
+        ("ran twice", _figure("ran_twice")),
+        ("effects twice", _figure("effects_twice")),
+        ("effects missing", _figure("effects_missing")),
+        ("kill to last s", _figure("kill_to_last_s")),
     ],
     "suite": [
         ("wall s", _figure("wall_s")),

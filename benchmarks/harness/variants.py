@@ -21,7 +21,9 @@ SERVERS = Path(__file__).resolve().parent.parent / "servers"
 LOG_LEVEL = "warning"  # no access log lines: they would be counted as the server's CPU
 
 WS_VARIANTS = ("ceiling", "tutorial", "broadcaster", "ours", "ours-redis")
-HTTP_VARIANTS = ("bare", "ours-http")
+# Served over HTTP only: ready once their port accepts connections. `background` is the
+# jobs scenario's in-process baseline (harness/jobs.py).
+HTTP_VARIANTS = ("bare", "ours-http", "background")
 # The Redis bake at one worker with history off (HISTORY_SIZE=0: offsets only) and on
 # (`Workspace.history_size`): the history scenario compares them.
 HISTORY_VARIANTS = ("ours-redis-nohistory", "ours-redis-history")
@@ -43,8 +45,8 @@ SERVICE_LIMITS = {
 }
 # The service reads these (and every setting) from the environment: the harness's own
 # environment must not configure it.
-_SERVICE_SETTINGS = ("AUTH_", "WS_", "REDIS_", "HISTORY_", "DOCS_", "DEMO_")
-_SERVICE_NAMES = {"ENVIRONMENT", "HOST", "PORT", "LOG_LEVEL"}
+_SERVICE_SETTINGS = ("AUTH_", "WS_", "REDIS_", "HISTORY_", "DOCS_", "DEMO_", "JOB_", "WORKER")
+_SERVICE_NAMES = {"ENVIRONMENT", "HOST", "PORT", "LOG_LEVEL", "QUEUE_REPORT_CRON", "PYTHONPATH"}
 
 # Format strings ({redis_workers} is filled in, other braces doubled).
 DESCRIPTIONS = {
@@ -57,6 +59,10 @@ DESCRIPTIONS = {
     "ours-redis-history": "baked service with Redis, 1 worker, HISTORY_SIZE={history_size}",
     "bare": "bare FastAPI app, GET /health -> {{'status': 'ok'}}",
     "ours-http": "baked service's GET /health",
+    "background": "FastAPI BackgroundTasks in the app's process, scheduled by POST /jobs",
+    "queue-1": "baked task queue (SAQ on Redis), 1 worker process, WORKER_CONCURRENCY=10",
+    "queue-2": "baked task queue (SAQ on Redis), 2 worker processes, WORKER_CONCURRENCY=10",
+    "queue-kill": "baked task queue, 2 worker processes, JOB_HEARTBEAT_TIMEOUT=3, one SIGKILLed",
 }
 
 
@@ -141,7 +147,8 @@ class Workspace:
     root: Path
     template: Path
     python: str = sys.executable
-    _bakes: dict[bool, Path | Exception] = field(default_factory=dict)
+    # Bakes by name (memory, redis, jobs): a bake that failed is its Unavailable.
+    _bakes: dict[str, Path | Exception] = field(default_factory=dict)
     redis: Redis | None = None
     # Signs the baked service's tokens: its AUTH_SECRET, one per workspace.
     issuer: Issuer = field(default_factory=Issuer)
@@ -158,18 +165,35 @@ class Workspace:
 
     def bake(self, with_redis: bool) -> Path:
         """The `src` folder of a websockets bake (with Redis or not), baked once per workspace."""
-        if with_redis not in self._bakes:
-            self._bakes[with_redis] = self._bake(with_redis)
-        result = self._bakes[with_redis]
+        return self._baked("redis" if with_redis else "memory")
+
+    def jobs_bake(self) -> Path:
+        """The `src` folder of the Redis bake with the task queue (`use_task_queue=true`).
+
+        A bake of its own: the queue adds routes and a Redis connection to the web process,
+        which the other Redis variants must not measure.
+        """
+        src = self._baked("jobs")
+        if not (src / package_of(src) / "tasks" / "queue.py").exists():
+            raise Unavailable("the template has no task queue yet (tasks/queue.py missing)")
+        return src
+
+    def _baked(self, name: str) -> Path:
+        if name not in self._bakes:
+            self._bakes[name] = self._bake(name)
+        result = self._bakes[name]
         if isinstance(result, Exception):
             raise result
         return result
 
-    def _bake(self, with_redis: bool) -> Path | Exception:
-        out = self.root / ("bake-redis" if with_redis else "bake-memory")
+    def _bake(self, name: str) -> Path | Exception:
+        out = self.root / f"bake-{name}"
+        with_redis = name != "memory"
         answers = ["use_websockets=true", f"use_redis={'true' if with_redis else 'false'}"]
         if with_redis:
             answers.append("use_lifespan=true")
+        if name == "jobs":
+            answers.append("use_task_queue=true")
         argv = [
             self.python,
             "-m",
@@ -218,8 +242,20 @@ def _uvicorn(app: str, port: int, *extra: str) -> list[str]:
     ]
 
 
-def _package(src: Path) -> str:
+def package_of(src: Path) -> str:
+    """The name of the bake's package in its `src` folder."""
     return next(path.parent.name for path in sorted(src.glob("*/__main__.py")))
+
+
+def service_environment(src: Path, settings: dict[str, str]) -> dict[str, str]:
+    """This process's environment without any of the service's settings, plus `settings`
+    and the bake on PYTHONPATH: the shell the harness runs in cannot change the service."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.upper().startswith(_SERVICE_SETTINGS) and k.upper() not in _SERVICE_NAMES
+    }
+    return {**env, **settings, "PYTHONPATH": str(src)}
 
 
 async def launch(
@@ -248,17 +284,14 @@ async def launch(
         argv = _uvicorn("broadcaster_chat:app", port, "--app-dir", str(SERVERS))
     elif variant == "bare":
         argv = _uvicorn("bare:app", port, "--app-dir", str(SERVERS))
+    elif variant == "background":
+        argv = _uvicorn("background:app", port, "--app-dir", str(SERVERS))
     elif variant in SERVICE_VARIANTS:
         src = space.bake(with_redis=variant.startswith("ours-redis"))
-        package = _package(src)
-        env = {
-            k: v
-            for k, v in env.items()
-            if not k.upper().startswith(_SERVICE_SETTINGS) and k.upper() not in _SERVICE_NAMES
-        }
+        package = package_of(src)
         # Authentication on, as in production: clients present tokens signed with this key.
         # (ENVIRONMENT stays development, which with a key set behaves exactly like production.)
-        env.update(SERVICE_LIMITS, AUTH_SECRET=space.issuer.secret, PYTHONPATH=str(src))
+        env = service_environment(src, {**SERVICE_LIMITS, "AUTH_SECRET": space.issuer.secret})
         wire = Multiplexed(f"ws://127.0.0.1:{port}", space.issuer)
         cwd = src.parent  # no .env there: the environment below is the whole configuration
         if variant == "ours-http":
