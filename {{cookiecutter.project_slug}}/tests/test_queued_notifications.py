@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 
 from {{ cookiecutter.package_name }}.auth.tokens import mint
 from {{ cookiecutter.package_name }}.main import create_app
@@ -85,14 +86,15 @@ def test_an_unknown_job_is_the_documented_404(client: TestClient, job_id: str) -
     assert response.json()["detail"] == f"no job {job_id!r}"
 
 
-def test_a_redis_that_does_not_answer_gets_503_and_nothing_is_queued(
+def test_a_redis_that_does_not_answer_gets_503_naming_the_safe_retry(
     silent_redis_url: str,
 ) -> None:
     settings = Settings(_env_file=None, redis_url=silent_redis_url, redis_timeout=0.3)
     with web(settings) as client:
         response = client.post("/notifications", json=NOTIFICATION)
         assert response.status_code == 503
-        assert "nothing was queued" in response.json()["detail"]
+        # A timeout may come after Redis stored the job: the answer says how to retry safely.
+        assert "retry with the same Idempotency-Key" in response.json()["detail"]
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert "queue" in ready.json()["failing"]
@@ -103,3 +105,46 @@ def test_without_redis_url_the_job_routes_are_not_offered(settings: Settings) ->
         assert client.post("/notifications", json=NOTIFICATION).status_code == 404
         assert client.get(f"/jobs/{'0' * 32}").status_code == 404
         assert "/jobs/{job_id}" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_retry_with_the_same_idempotency_key_queues_the_job_once(
+    queue_settings: Settings,
+) -> None:
+    settings = Settings.model_validate(
+        queue_settings.model_copy(update={"auth_secret": SECRET}).model_dump()
+    )
+    ada = {"Authorization": f"Bearer {mint(SECRET, 'ada', ttl=60)}"}
+    bob = {"Authorization": f"Bearer {mint(SECRET, 'bob', ttl=60)}"}
+    with web(settings) as one, web(settings) as two:
+
+        def post(client: TestClient, user: dict[str, str], key: str | None = None) -> Response:
+            headers = user if key is None else {**user, "Idempotency-Key": key}
+            return client.post("/notifications", json=NOTIFICATION, headers=headers)
+
+        first, again = post(one, ada, "k1"), post(two, ada, "k1")
+        other, bobs = post(one, ada, "k2"), post(one, bob, "k1")
+        plain = [post(one, ada), post(one, ada)]
+    assert {r.status_code for r in (first, again, other, bobs, *plain)} == {202}
+    ids = [r.json()["job_id"] for r in (first, again, other, bobs, *plain)]
+    # The same key and user: one job. Another key, another user, or no key: another job.
+    assert ids[0] == ids[1]
+    assert len(set(ids)) == 5
+
+
+@pytest.mark.parametrize("key", ["", " leading-space", "x" * 256, "tab\there"])
+def test_an_idempotency_key_that_is_not_printable_ascii_is_refused_with_422(
+    client: TestClient, key: str
+) -> None:
+    response = client.post("/notifications", json=NOTIFICATION, headers={"Idempotency-Key": key})
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("message", ["\ud800", "a\udfffb"], ids=["lone-high", "lone-low"])
+def test_a_body_holding_a_lone_surrogate_is_a_422(client: TestClient, message: str) -> None:
+    escaped = message.encode("unicode_escape").decode()  # "\\ud800" in the JSON text
+    body = '{"recipient": "ada@example.com", "message": "' + escaped + '"}'
+    response = client.post(
+        "/notifications", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "message"]

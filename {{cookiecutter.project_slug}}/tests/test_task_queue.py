@@ -8,17 +8,23 @@ health signal: each is watched from outside, as an operator would.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import signal
+import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
+from saq.types import WorkerInfo
 
 from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.package_name }}.tasks.engine import Queue
 from {{ cookiecutter.package_name }}.tasks.queue import JobView, enqueue, find
+from {{ cookiecutter.package_name }}.tasks.worker import healthy
 
 from .processes import child, until
 from .workers import TAKEN_BACK_WITHIN, first_to_log, ledger, worker, worker_environment
@@ -207,3 +213,32 @@ async def test_worker_without_redis_url_exits_with_one_line(tmp_path: Path) -> N
         status = await started.wait_exit()
     assert status == 1
     assert started.lines == ["error: worker: REDIS_URL is not set (the job queue lives in Redis)"]
+
+
+async def test_worker_check_counts_only_the_workers_of_this_host(
+    queue: Queue, queue_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "web")
+
+    async def alive(worker_id: str) -> None:
+        # As a worker writes its info (SAQ 0.26's keys), without SAQ's deprecated SETEX.
+        info: WorkerInfo = {"queue_key": queue.name, "stats": None, "metadata": None}
+        key = queue.namespace(f"worker_info:{worker_id}")
+        await queue.redis.set(key, json.dumps(info), ex=10)
+        await queue.redis.zadd(queue.namespace("stats"), {key: (time.time() + 10) * 1000})
+
+    await alive("web-2-77")  # host "web-2", not "web"
+    assert not await healthy(queue_settings)
+    await alive("web-99")
+    assert await healthy(queue_settings)
+
+
+@pytest.mark.parametrize(
+    "cron",
+    ["0 0 31 2 *", "* * * * * * *", "* * * *", "every minute", "61 * * * *"],
+    ids=["never-comes", "seven-fields", "four-fields", "words", "out-of-range"],
+)
+def test_a_periodic_schedule_that_never_fires_is_refused_in_one_line(
+    refusal: Callable[[str, str], str], cron: str
+) -> None:
+    assert "QUEUE_REPORT_CRON" in refusal("QUEUE_REPORT_CRON", cron)

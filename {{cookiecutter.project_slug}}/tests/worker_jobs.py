@@ -38,7 +38,7 @@ async def effect(ctx: JobContext, *, name: str) -> dict[str, Any]:
     done = ctx["settings"].redis_key("effect", job.key)
     if not await redis.exists(done):
         record(f"effect {name}")
-        await redis.set(done, "1", ex=ctx["settings"].job_result_ttl)
+        await redis.set(done, "1", ex=ctx["settings"].job_idempotency_ttl)
     if os.environ.get("HANG"):
         logger.info("effect %s: had its effect, now hangs", job.key)
         await asyncio.Event().wait()

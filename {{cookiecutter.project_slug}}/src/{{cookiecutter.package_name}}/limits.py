@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 # 422 as a number: its constant was renamed in Starlette 0.48.
 # Characters of a bad input that a validation error shows.
@@ -26,7 +26,7 @@ def echoed(text: str) -> str:
     return text if len(text) <= ECHOED else text[:ECHOED] + "..."
 
 
-async def short_validation_errors(request: Request, exc: Exception) -> JSONResponse:
+async def short_validation_errors(request: Request, exc: Exception) -> Response:
     """FastAPI's 422 answer, with each bad input cut to ECHOED characters of its JSON.
 
     An input holding NaN or Infinity is echoed as its text: a JSON answer cannot carry it.
@@ -42,4 +42,7 @@ async def short_validation_errors(request: Request, exc: Exception) -> JSONRespo
             if len(text) > ECHOED:
                 error["input"] = echoed(text)
         errors.append(error)
-    return JSONResponse({"detail": errors}, 422)
+    # ASCII JSON, as json.dumps writes it by default: an input holding a lone
+    # surrogate ("\\ud800", which pydantic refuses) is escaped, where
+    # JSONResponse's UTF-8 would fail to encode it and answer 500.
+    return Response(json.dumps({"detail": errors}), 422, media_type="application/json")

@@ -7,6 +7,9 @@ case (`PORT=9000`). `.env.example` lists them all with their defaults.
 from __future__ import annotations
 
 import json
+{%- if cookiecutter.use_task_queue %}
+import math
+{%- endif %}
 {%- if cookiecutter.use_redis %}
 import re
 {%- endif %}
@@ -14,7 +17,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 {% if cookiecutter.use_task_queue -%}
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 {% endif -%}
 from pydantic import (
     AfterValidator,
@@ -248,8 +251,8 @@ class Settings(BaseSettings):
     # Seconds a stopping worker lets running jobs finish before it cancels
     # them (they are queued to run again).
     worker_shutdown_timeout: int = Field(default=30, ge=1, le=int(MAX_SHUTDOWN))
-    # When the periodic example job runs: cron syntax, UTC, a sixth field for
-    # seconds ("*/10 * * * * *": every ten seconds).
+    # When the periodic example job runs: cron syntax, UTC (minute hour day
+    # month weekday), a sixth field for seconds ("* * * * * */10": every ten seconds).
     queue_report_cron: str = "* * * * *"
 {%- endif %}
 {%- if cookiecutter.use_redis and cookiecutter.use_websockets %}
@@ -356,12 +359,30 @@ class Settings(BaseSettings):
     @field_validator("queue_report_cron")
     @classmethod
     def _cron_is_valid(cls, cron: str) -> str:
-        if not croniter.is_valid(cron):
+        if len(cron.split()) not in (5, 6) or not croniter.is_valid(cron):
             raise ValueError(
                 "must be a cron expression: 5 fields (minute hour day month weekday),"
                 " or 6 with seconds last"
             )
+        try:
+            croniter(cron).get_next()
+        except CroniterBadDateError:  # valid fields that never meet (February 31)
+            raise ValueError("names no time that ever comes (check the day and month)") from None
         return cron
+{%- endif %}
+
+{%- if cookiecutter.use_task_queue %}
+
+    @property
+    def job_idempotency_ttl(self) -> int:
+        """Seconds a job's idempotency record must last: past its last possible run.
+
+        Every attempt may take JOB_TIMEOUT, be found lost two heartbeat
+        timeouts later, and wait a retry delay; then the result is kept
+        JOB_RESULT_TTL, during which the same Idempotency-Key finds the job.
+        """
+        attempt = self.job_timeout + 2 * self.job_heartbeat_timeout + 1 + self.job_retry_max_delay
+        return self.job_result_ttl + math.ceil((self.job_retries + 1) * attempt)
 {%- endif %}
 
     def redis_key(self, *parts: str) -> str:

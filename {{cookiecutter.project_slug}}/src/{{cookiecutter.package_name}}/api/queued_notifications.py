@@ -8,9 +8,9 @@ REDIS_URL is set (the queue lives there).
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, Header, HTTPException, status
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
@@ -29,6 +29,20 @@ class Notification(BaseModel):
     message: str = Field(min_length=1, max_length=4000)
 
 
+# An Idempotency-Key header (draft-ietf-httpapi-idempotency-key-header): a
+# client's retry with the same key queues the job once.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~][ -~]*$",
+        description="Send the same key again when retrying: the job is queued once",
+    ),
+]
+
+
 class Accepted(BaseModel):
     status: Literal["accepted"] = "accepted"
     job_id: str
@@ -40,16 +54,25 @@ class Accepted(BaseModel):
     responses={
         **UNAUTHENTICATED,
         **BODY_TOO_LARGE,
-        **error(503, "Redis did not take the job within REDIS_TIMEOUT; nothing was queued"),
+        **error(
+            503,
+            "Redis did not confirm the job within REDIS_TIMEOUT: retry with the same"
+            " Idempotency-Key, which queues it once",
+        ),
     },
 )
 async def send_notification(
-    notification: Notification, identity: IdentityDep, queue: QueueDep, settings: SettingsDep
+    notification: Notification,
+    identity: IdentityDep,
+    queue: QueueDep,
+    settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Accepted:
     """Queue a notification; a worker sends it. 202 once the job is stored in Redis.
 
     Needs a valid bearer token unless authentication is off; the job is its
-    `sub`'s to look up at `GET /jobs/{job_id}`.
+    `sub`'s to look up at `GET /jobs/{job_id}`. A request repeated with the
+    same Idempotency-Key answers the first one's job id and queues nothing more.
     """
     try:
         job_id = await enqueue(
@@ -57,12 +80,17 @@ async def send_notification(
             settings,
             "send_notification",
             owner=identity.user,
+            idempotency_key=idempotency_key,
             recipient=notification.recipient,
             message=notification.message,
         )
     except RedisError as exc:
+        # A timeout may come after Redis stored the job: only a retry with the
+        # same key can tell, so the answer does not claim nothing was queued.
         logger.warning("could not queue a notification: %s", exc)
         raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "the job queue is unavailable; nothing was queued"
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the job queue did not confirm the job; retry with the same Idempotency-Key"
+            " header to have it queued once",
         ) from exc
     return Accepted(job_id=job_id)

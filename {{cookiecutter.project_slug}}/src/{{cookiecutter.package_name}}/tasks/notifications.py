@@ -30,16 +30,18 @@ def send_with_provider(recipient: str, message: str, idempotency_key: str) -> No
     SMS SDK, requests) cannot stall the other jobs; with an async client,
     make it `async def` and await the client.
     """
-    logger.info("notification for %s: %s (key %s)", recipient, message, idempotency_key)
+    # Quoted (repr): what a client sent never reaches a log line unescaped.
+    logger.info("notification for %r: %r (key %s)", recipient, message, idempotency_key)
 
 
 async def send_notification(ctx: JobContext, *, recipient: str, message: str) -> dict[str, Any]:
     """Send a notification at most once per job, however often the job runs.
 
     Returns `{"sent": True}`, or `{"sent": False}` when an earlier run of
-    this job sent it already (its idempotency key is recorded in Redis for
-    JOB_RESULT_TTL seconds). Raises whatever the provider raises: the job is
-    then retried (JOB_RETRIES, with backoff).
+    this job sent it already (its idempotency key is recorded in Redis past
+    the job's last possible run: `Settings.job_idempotency_ttl`). Raises
+    whatever the provider raises: the job is then retried (JOB_RETRIES, with
+    backoff).
     """
     job, settings, redis = ctx["job"], ctx["settings"], ctx["redis"]
     sent = settings.redis_key("sent", job.key)
@@ -51,5 +53,5 @@ async def send_notification(ctx: JobContext, *, recipient: str, message: str) ->
         await provider(recipient, message, job.key)
     else:
         await anyio.to_thread.run_sync(provider, recipient, message, job.key)
-    await redis.set(sent, "1", ex=settings.job_result_ttl)
+    await redis.set(sent, "1", ex=settings.job_idempotency_ttl)
     return {"sent": True}

@@ -9,9 +9,8 @@ that a second run has no second effect.
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import logging
-import math
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -23,14 +22,13 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from saq import Job, Status
 from saq.queue.redis import RedisQueue
-from saq.utils import now
 
 from ..readiness import Readiness
 from ..redis_client import redis_check
 from ..settings import Settings
+from .engine import Queue
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +43,10 @@ DEQUEUE_WAIT = 1
 # What `new_job_id` makes: the ids `find` looks up.
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 
-# Seconds the sweeper waits for a lost job's worker to confirm its abort. One
-# that died never does. A live one that missed its heartbeats (its event loop
-# blocked that long) cancels the job at its next abort check, each second,
-# after the job was queued again: the job runs twice, as at least once allows.
-SWEEP_ABORT_WAIT = 0.2
-
 JobState = Literal["queued", "running", "succeeded", "failed"]
 
-# SAQ's statuses as this service names them: an aborted job (its retries
-# used up by workers that died) failed as surely as one that raised.
+# SAQ's statuses as this service names them (aborted: stopped by SAQ's own
+# abort, which this service does not use, failed all the same).
 STATES: dict[Status, JobState] = {
     Status.NEW: "queued",
     Status.QUEUED: "queued",
@@ -79,87 +71,6 @@ class JobView(BaseModel):
     result: Any = None
     # The last attempt's error (its traceback's last line), once one failed.
     error: str | None = None
-
-
-# Marks the job active (writes its data, ARGV[1]) and moves it from the head
-# of the queued list to the active list, in one step: only if it is still the
-# job the caller read (another worker may have taken it).
-_TAKE = """
-if redis.call('LINDEX', KEYS[1], 0) == KEYS[3] then
-    redis.call('SET', KEYS[3], ARGV[1])
-    redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-    return 1
-end
-return 0
-"""
-
-
-class Queue(RedisQueue):
-    """SAQ's Redis queue, whose workers mark a job active before it enters the active list.
-
-    SAQ moves a job to its active list, then marks it active; its sweeper
-    takes any job of that list not marked active for a lost one (saq#277): a
-    sweep in that instant aborted a job as it started, queued it again, and
-    overwrote its outcome with "swept". Here a worker waits for a job without
-    taking it, then marks it active and moves it in one step, so the sweeper
-    never sees an unmarked job, nor anyone a job marked but not taken.
-
-    Two more changes, both about lost jobs and waits: one job slot of a
-    process waits for a job at a time (each job woke every idle slot of every
-    worker, and all but one lost the race to take it, a wasted round trip
-    each); and the sweeper waits SWEEP_ABORT_WAIT, not 5 s, for a lost job's
-    worker to confirm its abort, since it handles lost jobs one at a time and
-    a dead worker never confirms: ten lost jobs came back over 50 s.
-
-    Relies on SAQ 0.26's Redis layout (pyproject pins 0.26).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._taking = asyncio.Lock()
-
-    async def dequeue(
-        self,
-        timeout: float = 0.0,  # noqa: ASYNC109 (SAQ's signature: seconds to block in Redis)
-        poll_interval: float = 0.0,
-    ) -> Job | None:
-        try:
-            async with asyncio.timeout(timeout or None):
-                await self._taking.acquire()
-        except TimeoutError:
-            return None
-        try:
-            return await self._take(math.ceil(timeout))
-        finally:
-            self._taking.release()
-
-    async def _take(self, wait: int) -> Job | None:
-        # Waits for a job and leaves it first in line (BLMOVE to the same list's head).
-        job_id = await self.redis.blmove(self._queued, self._queued, wait, "LEFT", "LEFT")
-        if job_id is None:
-            return None
-        job = await self._get_job_by_id(job_id)
-        if job is None:  # its data expired or was deleted: nothing to run
-            stale = job_id if isinstance(job_id, str) else job_id.decode()
-            await self.redis.lrem(self._queued, 1, stale)
-            return None
-        job.status = Status.ACTIVE
-        job.started = job.touched = now()
-        marked = self.serialize(job)
-        taken = await self.redis.eval(_TAKE, 3, self._queued, self._active, job.id, marked)
-        return job if taken else None
-
-    async def sweep(self, lock: int = 60, abort: float = SWEEP_ABORT_WAIT) -> list[str]:
-        """SAQ's sweep, waiting at most SWEEP_ABORT_WAIT seconds per lost job (see above)."""
-        return await super().sweep(lock, min(abort, SWEEP_ABORT_WAIT))
-
-    async def disconnect(self) -> None:
-        """Close the connections; a Redis that does not answer is logged, not raised."""
-        try:
-            await super().disconnect()
-        except (RedisError, OSError) as exc:
-            logger.warning("closing the job queue's Redis connections: %s", exc)
-            await self.redis.aclose()
 
 
 def create_queue(settings: Settings, *, worker: bool = False) -> Queue:
@@ -226,19 +137,36 @@ def job_options(settings: Settings) -> dict[str, Any]:
 
 
 async def enqueue(
-    queue: RedisQueue, settings: Settings, function: str, *, owner: str | None, **kwargs: Any
+    queue: RedisQueue,
+    settings: Settings,
+    function: str,
+    *,
+    owner: str | None,
+    idempotency_key: str | None = None,
+    **kwargs: Any,
 ) -> str:
     """Store a job running `function(**kwargs)` in Redis; its id, once Redis has it.
 
     `owner` (a token's `sub`, None while authentication is off) is the only
-    caller `find` shows the job to. Raises redis-py's RedisError when Redis
-    cannot take it.
+    caller `find` shows the job to. With an `idempotency_key`, the id is
+    derived from it and the owner, and a job already stored under it (for
+    JOB_RESULT_TTL after it finished) is answered instead of a new one: a
+    client that retries a request whose answer it missed queues the job once.
+    The job's keyword arguments travel as JSON, whatever their names. Raises
+    redis-py's RedisError when Redis does not confirm the job (it may be stored).
     """
-    job_id = new_job_id()
-    job = await queue.enqueue(
-        function, key=job_id, meta={"owner": owner}, **job_options(settings), **kwargs
+    if idempotency_key is None:
+        job_id = new_job_id()
+    else:
+        named = "\0".join((owner or "", function, idempotency_key)).encode()
+        job_id = hashlib.sha256(named).hexdigest()[:32]  # as long as a random id (JOB_ID)
+        if await queue.job(job_id) is not None:
+            return job_id
+    job = Job(
+        function=function, kwargs=kwargs, key=job_id, meta={"owner": owner}, **job_options(settings)
     )
-    if job is None:  # SAQ's answer for a key already queued: 128 random bits never repeat
+    if await queue.enqueue(job) is None and idempotency_key is None:
+        # SAQ's answer for a key still queued or running: 128 random bits never repeat.
         raise RuntimeError(f"job id {job_id} is already queued")
     return job_id
 

@@ -26,9 +26,12 @@ import functools
 import logging
 import os
 import socket
+import time
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
+from croniter import croniter
 from redis.exceptions import RedisError
 from saq import CronJob, Job, Status, Worker
 from saq.queue.redis import RedisQueue
@@ -37,6 +40,7 @@ from saq.types import TimersDict
 from ..redis_client import create_redis
 from ..settings import Settings
 from .context import JobContext, JobFunction
+from .engine import Queue
 from .jobs import FUNCTIONS, report_queue
 {%- if cookiecutter.use_websockets %}
 from .progress import JobProgress
@@ -54,6 +58,11 @@ SCHEDULE_INTERVAL = 1
 ABORT_INTERVAL = 1
 # A running job is touched this many times per JOB_HEARTBEAT_TIMEOUT.
 BEATS_PER_TIMEOUT = 3
+# Seconds the workers' clocks may differ by without a periodic job running
+# twice in one period (each period's lease outlives its time by this much).
+MAX_CLOCK_SKEW = 60
+# Seconds a periodic job's run is kept once finished.
+PERIODIC_RESULT_TTL = 600
 
 
 def worker_id() -> str:
@@ -91,14 +100,42 @@ async def _beat(job: Job, interval: float) -> None:
 
 
 class GracefulWorker(Worker[JobContext]):
-    """SAQ's worker, whose stop waits for running jobs only.
+    """SAQ's worker, with a stop that waits for running jobs only, and one run per period.
 
     SAQ's `stop` waits up to the grace period for all of its tasks, its
     upkeep loops too, which sleep up to the sweep interval between rounds: a
-    worker with nothing to do would take that long to stop.
+    worker with nothing to do would take that long to stop. And its idle job
+    slots went on taking jobs meanwhile.
+
+    SAQ offers each periodic job's next run under one key per job, refused
+    only while an earlier run is unfinished: a worker whose clock lagged
+    offered a period again once it had run, and a run still unfinished made
+    the next period be skipped. Here every period is leased in Redis under its
+    own time (SET NX, kept MAX_CLOCK_SKEW seconds past it): the first worker to
+    offer it queues it, as a job of its own.
     """
 
+    async def schedule(self, lock: int = 1) -> None:
+        assert isinstance(self.queue, Queue)  # create_worker's
+        for periodic in self.cron_jobs:
+            name = periodic.function.__qualname__
+            at = int(croniter(periodic.cron, datetime.now(self.cron_tz)).get_next())
+            key = f"cron:{name}:{at}"
+            lease = self.queue.namespace(key)
+            held_for = max(1, at - int(time.time()) + MAX_CLOCK_SKEW)
+            if await self.queue.redis.set(lease, 1, nx=True, ex=held_for):
+                options = {
+                    option: getattr(periodic, option)
+                    for option in ("timeout", "heartbeat", "retries", "ttl")
+                    if getattr(periodic, option) is not None
+                }
+                await self.queue.enqueue(Job(function=name, key=key, scheduled=at, **options))
+        # Due jobs (periodic ones, retries after their delay) onto the queued list.
+        await self.queue.schedule(lock)
+
     async def stop(self) -> None:
+        if isinstance(self.queue, Queue):
+            self.queue.stop_taking()
         for task in self.tasks:
             if task.get_name() != "process":  # SAQ's name for a task that takes and runs jobs
                 task.cancel()
@@ -179,11 +216,11 @@ def create_worker(
     periodic = CronJob(
         with_heartbeat(report_queue, interval),
         cron=settings.queue_report_cron,
-        unique=True,
         timeout=options["timeout"],
         heartbeat=options["heartbeat"],
         retries=1,  # a missed report is not worth a retry: the next one comes
-        ttl=options["ttl"],
+        # Each run is a job of its own: kept briefly, however often the schedule fires.
+        ttl=min(options["ttl"], PERIODIC_RESULT_TTL),
     )
     lifecycle = Lifecycle(settings)
     # All four, though SAQ fills in what is missing: its partial type requires them (saq 0.26).
@@ -230,5 +267,6 @@ async def healthy(settings: Settings) -> bool:
         info = await queue.info()
     finally:
         await queue.disconnect()
-    host = f"{socket.gethostname()}-"
-    return any(str(worker).startswith(host) for worker in info.get("workers", {}))
+    host = socket.gethostname()
+    # Ids are `<hostname>-<pid>`; a hostname may hold "-" too, a pid never does.
+    return any(str(worker).rpartition("-")[0] == host for worker in info.get("workers", {}))
