@@ -15,6 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -53,15 +54,24 @@ async def test_the_jobs_of_a_killed_worker_run_again_elsewhere_with_their_effect
     queue: RedisQueue, queue_settings: Settings, tmp_path: Path
 ) -> None:
     names = [f"job{number}" for number in range(5)]
-    async with worker(queue_settings, tmp_path, HANG="1") as victim:
+    redis: Redis = queue.redis
+    gate = queue_settings.redis_key("gate")
+    # As many job slots as jobs: the victim, once they hang, takes no other.
+    slots = {"WORKER_CONCURRENCY": str(len(names))}
+    async with worker(queue_settings, tmp_path, HANG="1", **slots) as victim:
         jobs = [await enqueue(queue, queue_settings, "effect", owner=None, name=n) for n in names]
         # Each has had its effect and hangs: kill the worker as the OOM killer would.
         await victim.wait_for("had its effect, now hangs", count=len(jobs))
-        async with worker(queue_settings, tmp_path):
+        async with worker(queue_settings, tmp_path) as rescuer:
+            # A healthy job runs on the live worker all along: the sweeps must leave it be.
+            healthy_job = await enqueue(queue, queue_settings, "gated", owner=None, gate=gate)
+            await rescuer.wait_for(f"gated {healthy_job}: waiting")
             killed_at = time.monotonic()
             victim.send(signal.SIGKILL)
             done = [await reaches(queue, job_id, "succeeded", within=60) for job_id in jobs]
             taken_back = time.monotonic() - killed_at
+            await redis.rpush(gate, "go")
+            assert (await reaches(queue, healthy_job, "succeeded")).attempts == 1
     assert [(job.attempts, job.result) for job in done] == [(2, {"attempt": 2})] * len(jobs)
     # Run twice, effect once: each job checked its idempotency key.
     assert sorted(ledger(tmp_path)) == [f"effect {name}" for name in names]
@@ -131,7 +141,7 @@ async def test_a_periodic_job_runs_once_per_period_however_many_workers(
     assert len(seen) == len(set(seen)), f"a period ran twice: {seen}"
 
 
-async def test_sigterm_lets_a_running_job_finish(
+async def test_sigterm_lets_a_running_job_finish_and_takes_no_other(
     queue: RedisQueue, queue_settings: Settings, tmp_path: Path
 ) -> None:
     redis: Redis = queue.redis
@@ -140,10 +150,17 @@ async def test_sigterm_lets_a_running_job_finish(
         job_id = await enqueue(queue, queue_settings, "gated", owner=None, gate=gate)
         await running.wait_for(f"gated {job_id}: waiting")
         running.send(signal.SIGTERM)
+        await running.wait_for("Working shutting down")  # SAQ's line: the stop has begun
+        later = await enqueue(queue, queue_settings, "fail", owner=None, succeed_on=1)
         await redis.rpush(gate, "go")
         status = await running.wait_exit()
     assert status == 0
     assert (await state_of(queue, job_id)).state == "succeeded"
+    # Queued after the stop began: left for the next worker.
+    assert ((await state_of(queue, later)).state, (await state_of(queue, later)).attempts) == (
+        "queued",
+        0,
+    )
 
 
 async def test_a_job_still_running_when_the_shutdown_timeout_ends_runs_again_later(
@@ -242,3 +259,14 @@ def test_a_periodic_schedule_that_never_fires_is_refused_in_one_line(
     refusal: Callable[[str, str], str], cron: str
 ) -> None:
     assert "QUEUE_REPORT_CRON" in refusal("QUEUE_REPORT_CRON", cron)
+
+
+async def test_a_jobs_arguments_reach_it_whatever_their_names(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    # Names SAQ's Job has as fields of its own: they are arguments here.
+    arguments: dict[str, Any] = {"scheduled": 4102444800, "attempts": 7, "error": "e", "key": "k"}
+    async with worker(queue_settings, tmp_path):
+        job_id = await enqueue(queue, queue_settings, "echo", owner=None, **arguments)
+        job = await reaches(queue, job_id, "succeeded")
+    assert (job.result, job.attempts) == (arguments, 1)

@@ -53,6 +53,11 @@ async def fail(ctx: JobContext, *, succeed_on: int = 0) -> dict[str, Any]:
     return {"attempt": attempt}
 
 
+async def echo(ctx: JobContext, **arguments: Any) -> dict[str, Any]:
+    """Its arguments, as it received them."""
+    return arguments
+
+
 async def gated(ctx: JobContext, *, gate: str) -> str:
     """Runs until the test pushes to the Redis list `gate`."""
     redis = ctx["redis"]
@@ -76,7 +81,7 @@ def main() -> None:
 {%- if cookiecutter.use_background_tasks %}
     notifications.send_with_provider = sent
 {%- endif %}
-    sys.exit(work((*FUNCTIONS, effect, fail, gated)))
+    sys.exit(work((*FUNCTIONS, echo, effect, fail, gated)))
 
 
 if __name__ == "__main__":
