@@ -228,7 +228,7 @@ def test_compose_follows_the_compose_spec_with_redis_exactly_when_chosen(
         assert worker["depends_on"] == services["app"]["depends_on"]
         # Queued jobs outlive a Redis restart, and are never evicted.
         command = " ".join(services["redis"]["command"])
-        assert "--appendonly yes" in command
+        assert "--appendonly yes --appendfsync always" in command
         assert "--maxmemory-policy noeviction" in command
         assert services["redis"]["volumes"] == ["redis-data:/data"]
 
