@@ -39,19 +39,27 @@ def processes_inside(folder: Path) -> list[int]:
     return found
 
 
-@pytest.mark.long_running
-def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tmp_path: Path) -> None:
+def quick_run(tmp_path: Path, *arguments: str) -> tuple[dict[str, Any], str]:
+    """`run.py --quick *arguments`'s JSON report and printed tables; fails unless it
+    succeeded and left no process behind."""
     report_path = tmp_path / "report.json"
     workdir = tmp_path / "work"
     done = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--scenario", "bursts,paced,channels,capacity",
-         "--variants", "ceiling,ours", "--json", str(report_path), "--workdir", str(workdir)],
+        [sys.executable, str(RUN), "--quick", *arguments,
+         "--json", str(report_path), "--workdir", str(workdir)],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert processes_inside(workdir) == []
-
     report: dict[str, Any] = json.loads(report_path.read_text())
+    return report, done.stdout
+
+
+@pytest.mark.long_running
+def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tmp_path: Path) -> None:
+    report, printed = quick_run(
+        tmp_path, "--scenario", "bursts,paced,channels,capacity", "--variants", "ceiling,ours"
+    )
     assert report["meta"]["quick"] is True
     groups = report["groups"]
     assert [group["scenario"] for group in groups] == ["bursts", "paced", "channels", "capacity"]
@@ -77,7 +85,7 @@ def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tm
             assert run["rss_before_mib"] > 0
             assert run["rss_after_mib"] > 0
             assert row["stats"]["reach"]["median"] == 1.0
-        assert f"== {group['scenario']}: {group['label']} ==" in done.stdout
+        assert f"== {group['scenario']}: {group['label']} ==" in printed
         goals = {goal["name"]: goal for goal in rows["ours"]["goals"]}
         if group["kind"] == "capacity":
             assert goals["every connection live (every run)"]["passed"] is True
@@ -114,21 +122,11 @@ def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tm
 def test_quick_history_and_storm_compare_history_off_and_on_and_recover_every_client(
     tmp_path: Path,
 ) -> None:
-    report_path = tmp_path / "report.json"
-    workdir = tmp_path / "work"
-    done = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--scenario", "history,storm",
-         "--variants", "ours-redis", "--json", str(report_path), "--workdir", str(workdir)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert processes_inside(workdir) == []
-
-    report: dict[str, Any] = json.loads(report_path.read_text())
+    report, printed = quick_run(tmp_path, "--scenario", "history,storm", "--variants", "ours-redis")
     history, storm = report["groups"]
     assert (history["scenario"], storm["scenario"]) == ("history", "storm")
     for group in (history, storm):
-        assert f"== {group['scenario']}: {group['label']} ==" in done.stdout
+        assert f"== {group['scenario']}: {group['label']} ==" in printed
         for row in group["rows"]:
             assert row["errors"] == [], (row["variant"], row["errors"])
             # The goals that hold in every run (delivery, recovery); timed ones are not asserted.
@@ -175,22 +173,12 @@ def test_quick_history_and_storm_compare_history_off_and_on_and_recover_every_cl
 
 @pytest.mark.long_running
 def test_quick_jobs_start_every_job_once_and_a_killed_worker_loses_none(tmp_path: Path) -> None:
-    report_path = tmp_path / "report.json"
-    workdir = tmp_path / "work"
-    done = subprocess.run(
-        [sys.executable, str(RUN), "--quick", "--scenario", "jobs",
-         "--json", str(report_path), "--workdir", str(workdir)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert processes_inside(workdir) == []
-
-    report: dict[str, Any] = json.loads(report_path.read_text())
+    report, printed = quick_run(tmp_path, "--scenario", "jobs")
     jobs, kill = report["groups"]
     assert (jobs["scenario"], kill["scenario"]) == ("jobs", "jobs")
     assert (jobs["kind"], kill["kind"]) == ("jobs", "kill")
     for group in (jobs, kill):
-        assert f"== {group['scenario']}: {group['label']} ==" in done.stdout
+        assert f"== {group['scenario']}: {group['label']} ==" in printed
         for row in group["rows"]:
             assert row["errors"] == [], (row["variant"], row["errors"])
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -107,10 +108,15 @@ async def post_each(port: int, paths: Iterator[str], connections: int) -> int:
         finally:
             writer.close()
 
-    tasks = [asyncio.create_task(connection()) for _ in range(connections)]
+    await all_or_none([connection() for _ in range(connections)])
+    return errors
+
+
+async def all_or_none(loops: list[Coroutine[Any, Any, None]]) -> None:
+    """Run `loops` concurrently to their ends; after an error in one, the others stop too."""
+    tasks = [asyncio.create_task(loop) for loop in loops]
     try:
         await asyncio.gather(*tasks)
-    finally:  # after an error, the other connections stop too
+    finally:
         for task in tasks:
             task.cancel()
-    return errors

@@ -30,7 +30,7 @@ import httpx
 
 from . import procs
 from .client import percentile
-from .httpload import post_each
+from .httpload import all_or_none, post_each
 from .jobqueue import TaskQueue, task_queue
 from .scenarios import MIN_CPU, Figures
 from .variants import Redis, Workspace, launch
@@ -199,12 +199,7 @@ async def _enqueue(
         for _ in left:
             ids.append(await jobs.enqueue(function, **arguments()))
 
-    tasks = [asyncio.create_task(enqueuer()) for _ in range(enqueuers)]
-    try:
-        await asyncio.gather(*tasks)
-    finally:  # after an error, the other enqueuers stop too
-        for task in tasks:
-            task.cancel()
+    await all_or_none([enqueuer() for _ in range(enqueuers)])
     return ids, time.time()
 
 

@@ -27,7 +27,7 @@ from {{ cookiecutter.package_name }}.tasks.engine import Queue
 from {{ cookiecutter.package_name }}.tasks.queue import JobView, enqueue, find
 from {{ cookiecutter.package_name }}.tasks.worker import healthy
 
-from .processes import child, until
+from .processes import Child, child, until
 from .workers import TAKEN_BACK_WITHIN, first_to_log, ledger, worker, worker_environment
 
 pytest_plugins = ["tests.redis_server"]
@@ -50,12 +50,21 @@ async def reaches(queue: RedisQueue, job_id: str, state: str, within: float = 30
     return await state_of(queue, job_id)
 
 
+async def gated_job_running(
+    queue: RedisQueue, settings: Settings, running: Child
+) -> tuple[str, str]:
+    """A `gated` job's id once `running` runs it, and its gate: push to it to let it end."""
+    gate = settings.redis_key("gate")
+    job_id = await enqueue(queue, settings, "gated", owner=None, gate=gate)
+    await running.wait_for(f"gated {job_id}: waiting")
+    return job_id, gate
+
+
 async def test_the_jobs_of_a_killed_worker_run_again_elsewhere_with_their_effect_once(
     queue: RedisQueue, queue_settings: Settings, tmp_path: Path
 ) -> None:
     names = [f"job{number}" for number in range(5)]
     redis: Redis = queue.redis
-    gate = queue_settings.redis_key("gate")
     # As many job slots as jobs: the victim, once they hang, takes no other.
     slots = {"WORKER_CONCURRENCY": str(len(names))}
     async with worker(queue_settings, tmp_path, HANG="1", **slots) as victim:
@@ -64,8 +73,7 @@ async def test_the_jobs_of_a_killed_worker_run_again_elsewhere_with_their_effect
         await victim.wait_for("had its effect, now hangs", count=len(jobs))
         async with worker(queue_settings, tmp_path) as rescuer:
             # A healthy job runs on the live worker all along: the sweeps must leave it be.
-            healthy_job = await enqueue(queue, queue_settings, "gated", owner=None, gate=gate)
-            await rescuer.wait_for(f"gated {healthy_job}: waiting")
+            healthy_job, gate = await gated_job_running(queue, queue_settings, rescuer)
             killed_at = time.monotonic()
             victim.send(signal.SIGKILL)
             done = [await reaches(queue, job_id, "succeeded", within=60) for job_id in jobs]
@@ -145,10 +153,8 @@ async def test_sigterm_lets_a_running_job_finish_and_takes_no_other(
     queue: RedisQueue, queue_settings: Settings, tmp_path: Path
 ) -> None:
     redis: Redis = queue.redis
-    gate = queue_settings.redis_key("gate")
     async with worker(queue_settings, tmp_path, WORKER_SHUTDOWN_TIMEOUT="20") as running:
-        job_id = await enqueue(queue, queue_settings, "gated", owner=None, gate=gate)
-        await running.wait_for(f"gated {job_id}: waiting")
+        job_id, gate = await gated_job_running(queue, queue_settings, running)
         running.send(signal.SIGTERM)
         await running.wait_for("Working shutting down")  # SAQ's line: the stop has begun
         later = await enqueue(queue, queue_settings, "fail", owner=None, succeed_on=1)
@@ -167,10 +173,8 @@ async def test_a_job_still_running_when_the_shutdown_timeout_ends_runs_again_lat
     queue: RedisQueue, queue_settings: Settings, tmp_path: Path
 ) -> None:
     redis: Redis = queue.redis
-    gate = queue_settings.redis_key("gate")
     async with worker(queue_settings, tmp_path, WORKER_SHUTDOWN_TIMEOUT="1") as running:
-        job_id = await enqueue(queue, queue_settings, "gated", owner=None, gate=gate)
-        await running.wait_for(f"gated {job_id}: waiting")
+        job_id, gate = await gated_job_running(queue, queue_settings, running)
         assert await running.stop() == 0
     job = await state_of(queue, job_id)
     assert (job.state, job.attempts) == ("queued", 1)
