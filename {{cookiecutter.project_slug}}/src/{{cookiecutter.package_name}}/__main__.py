@@ -37,7 +37,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from .auth.tokens import mint
 from .http_protocol import PROTOCOL
-from .settings import LogLevel, get_settings
+from .settings import LogLevel, {% if cookiecutter.use_task_queue %}Settings, {% endif %}get_settings
 {%- if cookiecutter.use_task_queue %}
 from .tasks import worker
 from .tasks.context import JobFunction
@@ -125,9 +125,7 @@ def _split(patterns: Sequence[str]) -> list[str]:
 
 def work(functions: Iterable[JobFunction] = FUNCTIONS) -> int:
     """Run a worker of `functions` until it is stopped; 0 once it stopped cleanly."""
-    settings = get_settings()
-    if settings.redis_url is None:
-        sys.exit("error: worker: REDIS_URL is not set (the job queue lives in Redis)")
+    settings = _queue_settings()
     config = logging_config(settings.log_level)
     # SAQ's own lines too (a swept job, a job's traceback), on the same handler.
     config["loggers"]["saq"] = config["loggers"][__package__]
@@ -136,11 +134,16 @@ def work(functions: Iterable[JobFunction] = FUNCTIONS) -> int:
     return 0
 
 
-def check_worker() -> int:
-    """0 if a worker on this host wrote its health signal lately, else 1 (one line why)."""
+def _queue_settings() -> Settings:
     settings = get_settings()
     if settings.redis_url is None:
         sys.exit("error: worker: REDIS_URL is not set (the job queue lives in Redis)")
+    return settings
+
+
+def check_worker() -> int:
+    """0 if a worker on this host wrote its health signal lately, else 1 (one line why)."""
+    settings = _queue_settings()
     try:
         alive = asyncio.run(worker.healthy(settings))
     except (RedisError, OSError) as exc:
