@@ -146,7 +146,15 @@ class Queue(RedisQueue):
         seconds, or ran past its `timeout`; it runs again after its retry delay
         while it has attempts left, else it is failed with the error LOST.
         `abort` is SAQ's parameter, unused: nothing waits for a dead worker.
+        While Redis is down, one line says so (not a traceback) and none is swept.
         """
+        try:
+            return await self._sweep_once(lock)
+        except (RedisError, OSError) as exc:
+            logger.warning("sweeping lost jobs: Redis failed (%s); trying again", exc)
+            return []
+
+    async def _sweep_once(self, lock: int) -> list[str]:
         if not await self.redis.set(self._sweep, 1, ex=lock, nx=True):
             return []
         swept = []

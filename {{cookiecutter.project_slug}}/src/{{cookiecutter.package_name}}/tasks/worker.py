@@ -116,6 +116,13 @@ class GracefulWorker(Worker[JobContext]):
     """
 
     async def schedule(self, lock: int = 1) -> None:
+        # Every SCHEDULE_INTERVAL: while Redis is down, one line each time, not a traceback.
+        try:
+            await self._schedule(lock)
+        except (RedisError, OSError) as exc:
+            logger.warning("scheduling jobs: Redis failed (%s); trying again", exc)
+
+    async def _schedule(self, lock: int) -> None:
         assert isinstance(self.queue, Queue)  # create_worker's
         for periodic in self.cron_jobs:
             name = periodic.function.__qualname__
