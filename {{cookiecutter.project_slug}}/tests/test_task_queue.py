@@ -274,3 +274,35 @@ async def test_a_jobs_arguments_reach_it_whatever_their_names(
         job_id = await enqueue(queue, queue_settings, "echo", owner=None, **arguments)
         job = await reaches(queue, job_id, "succeeded")
     assert (job.result, job.attempts) == (arguments, 1)
+
+
+async def test_a_worker_whose_job_was_taken_back_cannot_overwrite_it(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    # A worker alive but silent past the heartbeat timeout: its job is taken back and
+    # run elsewhere; when it wakes, its heartbeat and outcome must not count.
+    one_slot = {"WORKER_CONCURRENCY": "1"}
+    async with worker(queue_settings, tmp_path, **one_slot) as stuck:
+        job_id = await enqueue(queue, queue_settings, "blocky", owner=None, seconds=9)
+        await stuck.wait_for(f"blocky {job_id}: blocking")
+        async with worker(queue_settings, tmp_path):
+            done = await reaches(queue, job_id, "succeeded", within=30)
+            await stuck.wait_for(f"job blocky {job_id}: attempt 1's .* dropped")
+    after = await state_of(queue, job_id)
+    assert (done.attempts, done.result) == (2, {"attempt": 2})
+    assert (after.state, after.attempts, after.result) == ("succeeded", 2, {"attempt": 2})
+    # Still the record of a finished job: it expires.
+    assert await queue.redis.ttl(queue.job_id(job_id)) > 0
+    assert await queue.count("queued") == 0
+
+
+async def test_a_job_cancelled_at_shutdown_with_no_attempts_left_fails(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    settings = queue_settings.model_copy(update={"job_retries": 0})
+    options = {"WORKER_SHUTDOWN_TIMEOUT": "1", "JOB_RETRIES": "0"}
+    async with worker(settings, tmp_path, **options) as running:
+        job_id, _ = await gated_job_running(queue, settings, running)
+        assert await running.stop() == 0
+    job = await state_of(queue, job_id)
+    assert (job.state, job.attempts) == ("failed", 1)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,16 @@ async def fail(ctx: JobContext, *, succeed_on: int = 0) -> dict[str, Any]:
     return {"attempt": attempt}
 
 
+async def blocky(ctx: JobContext, *, seconds: float) -> dict[str, Any]:
+    """On its first attempt, blocks its worker's event loop `seconds`: a worker alive
+    but silent, as one stuck in a blocking call is."""
+    job = ctx["job"]
+    if job.attempts == 1:
+        logger.info("blocky %s: blocking", job.key)
+        time.sleep(seconds)  # noqa: ASYNC251 (the point: nothing else of this worker runs)
+    return {"attempt": job.attempts}
+
+
 async def echo(ctx: JobContext, **arguments: Any) -> dict[str, Any]:
     """Its arguments, as it received them."""
     return arguments
@@ -81,7 +92,7 @@ def main() -> None:
 {%- if cookiecutter.use_background_tasks %}
     notifications.send_with_provider = sent
 {%- endif %}
-    sys.exit(work((*FUNCTIONS, echo, effect, fail, gated)))
+    sys.exit(work((*FUNCTIONS, blocky, echo, effect, fail, gated)))
 
 
 if __name__ == "__main__":

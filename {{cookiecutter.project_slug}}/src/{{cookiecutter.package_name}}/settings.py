@@ -242,7 +242,7 @@ class Settings(BaseSettings):
     job_retry_max_delay: float = Field(default=60.0, gt=0, le=MAX_SHUTDOWN)
     # Seconds a running job may go without its worker's heartbeat before it
     # counts as lost (its worker killed) and runs again elsewhere: within
-    # about twice this plus 5 s of the worker's death.
+    # about twice this plus 1 s of the worker's death.
     job_heartbeat_timeout: int = Field(default=30, ge=3, le=int(MAX_WAIT))
     # Seconds a finished job's state, result or error stays readable.
     job_result_ttl: int = Field(default=24 * 3600, ge=1, le=MAX_RESULT_TTL)

@@ -11,13 +11,14 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
 from ..auth.bearer import IdentityDep
 from ..deps import QueueDep, SettingsDep
 from ..errors import BODY_TOO_LARGE, UNAUTHENTICATED, error
-from ..tasks.queue import enqueue
+from ..tasks.queue import IdempotencyKeyReused, enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +85,15 @@ async def send_notification(
             recipient=notification.recipient,
             message=notification.message,
         )
+    except IdempotencyKeyReused as exc:
+        # 422, as the draft says, in the shape of every other 422 of the service.
+        problem = {
+            "type": "idempotency_key_reused",
+            "loc": ("header", "Idempotency-Key"),
+            "msg": str(exc),
+            "input": idempotency_key,
+        }
+        raise RequestValidationError([problem]) from exc
     except RedisError as exc:
         # A timeout may come after Redis stored the job: only a retry with the
         # same key can tell, so the answer does not claim nothing was queued.

@@ -17,8 +17,15 @@ involved and nothing else (pyproject pins 0.26: this relies on its Redis layout)
   for ever. Here each job is read just before it is judged, and taken back
   in one Lua step that first checks it is unchanged: a job its worker
   touched meanwhile stays, and a stop between two jobs leaves no job half done.
+- A worker that lost its job. A job taken back while its worker was alive
+  after all (its event loop blocked past the heartbeat timeout) was written
+  over by that worker's late heartbeats and outcome: a failed job came back,
+  a finished one ran again, records lost their expiry. Each run of a job
+  carries a token of its own (`meta["run"]`); a write from a run the queue
+  no longer knows is dropped.
 - Stopping. A stopping worker takes no more jobs, and a Redis that does not
-  answer is retried with backoff and jitter, not in a busy loop.
+  answer is retried with backoff and jitter, not in a busy loop. A job
+  cancelled at shutdown with no attempts left fails instead of running again.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import asyncio
 import logging
 import random
 import time
+import uuid
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -73,6 +81,10 @@ return 1
 # Waiting for Redis after a failed command: the first wait, and the longest (seconds).
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
+
+# Where a job's current run token lives, and the statuses a queued job may have.
+RUN = "run"
+RUNNABLE = (Status.NEW, Status.QUEUED)
 
 # What a lost job's error says.
 LOST = "lost: its worker stopped sending heartbeats (killed, or its host gone)"
@@ -122,11 +134,12 @@ class Queue(RedisQueue):
         if job_id is None or self._stopping:
             return None
         job = await self._get_job_by_id(job_id)
-        if job is None:  # its data expired or was deleted: nothing to run
+        if job is None or job.status not in RUNNABLE:  # gone, or an outdated entry
             await self.redis.lrem(self._queued, 1, _text(job_id))
             return None
         job.status = Status.ACTIVE
         job.started = job.touched = now()
+        job.meta[RUN] = uuid.uuid4().hex  # this run's token: see `_current`
         keys = [self._queued, self._active, job.id]
         taken = await self._take_script(keys=keys, args=[self.serialize(job)])
         return job if taken else None
@@ -170,6 +183,7 @@ class Queue(RedisQueue):
     async def _take_back(self, job: Job, data: Any) -> bool:
         retry = job.retryable
         job.error = LOST
+        job.meta.pop(RUN, None)  # the lost run's writes are dropped from now on
         if retry:
             delay = job.next_retry_delay()
             job.status, job.started, job.completed, job.touched = Status.QUEUED, 0, 0, now()
@@ -190,6 +204,47 @@ class Queue(RedisQueue):
         )
         await self.notify(job)
         return True
+
+    async def retry(self, job: Job, error: str | None) -> None:
+        """Queue `job` again; with no attempts left (SAQ retries a job cancelled at
+        shutdown unconditionally), fail it with `error` instead."""
+        if job.retryable:
+            await super().retry(job, error)
+        else:
+            await self.finish(job, Status.FAILED, error=error)
+
+    async def _update(self, job: Job, status: Status | None = None, **kwargs: Any) -> None:
+        if await self._current(job):
+            await super()._update(job, status, **kwargs)
+
+    async def _retry(self, job: Job, error: str | None) -> None:
+        if await self._current(job):
+            await super()._retry(job, error)
+
+    async def _finish(
+        self, job: Job, status: Status, *, result: Any = None, error: str | None = None
+    ) -> None:
+        if await self._current(job):
+            await super()._finish(job, status, result=result, error=error)
+
+    async def _current(self, job: Job) -> bool:
+        # A run's writes (heartbeat, outcome) count while the stored job names that
+        # run; one taken back as lost names none. Read, then written: a take-back
+        # landing in that round trip loses to it, and the job runs once more.
+        run = job.meta.get(RUN)
+        if run is None:
+            return True  # not a worker's run: SAQ's own enqueue, a take-back
+        stored = await self._get_job_by_id(job.id)
+        if stored is not None and stored.meta.get(RUN) == run:
+            return True
+        logger.warning(
+            "job %s %s: attempt %d's %s dropped: the job was taken back as lost meanwhile",
+            job.function,
+            job.key,
+            job.attempts,
+            job.status.value,
+        )
+        return False
 
     async def disconnect(self) -> None:
         """Close the connections; a Redis that does not answer is logged, not raised."""

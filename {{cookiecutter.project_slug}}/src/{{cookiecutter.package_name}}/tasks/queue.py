@@ -10,6 +10,7 @@ that a second run has no second effect.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import uuid
@@ -148,20 +149,19 @@ async def enqueue(
     """Store a job running `function(**kwargs)` in Redis; its id, once Redis has it.
 
     `owner` (a token's `sub`, None while authentication is off) is the only
-    caller `find` shows the job to. With an `idempotency_key`, the id is
-    derived from it and the owner, and a job already stored under it (for
-    JOB_RESULT_TTL after it finished) is answered instead of a new one: a
-    client that retries a request whose answer it missed queues the job once.
-    The job's keyword arguments travel as JSON, whatever their names. Raises
+    caller `find` shows the job to. With an `idempotency_key`, the first job
+    the owner stored under that key for this function is answered instead of
+    a new one, while it is kept (JOB_RESULT_TTL after it finished): a client
+    that retries a request whose answer it missed queues the job once. The
+    job's keyword arguments travel as JSON, whatever their names. Raises
+    IdempotencyKeyReused for a key already used with other arguments, and
     redis-py's RedisError when Redis does not confirm the job (it may be stored).
     """
-    if idempotency_key is None:
-        job_id = new_job_id()
-    else:
-        named = "\0".join((owner or "", function, idempotency_key)).encode()
-        job_id = hashlib.sha256(named).hexdigest()[:32]  # as long as a random id (JOB_ID)
-        if await queue.job(job_id) is not None:
-            return job_id
+    job_id = new_job_id()
+    if idempotency_key is not None:
+        earlier = await _claim(queue, settings, job_id, (owner, function, idempotency_key), kwargs)
+        if earlier is not None:
+            return earlier
     job = Job(
         function=function, kwargs=kwargs, key=job_id, meta={"owner": owner}, **job_options(settings)
     )
@@ -169,6 +169,43 @@ async def enqueue(
         # SAQ's answer for a key still queued or running: 128 random bits never repeat.
         raise RuntimeError(f"job id {job_id} is already queued")
     return job_id
+
+
+class IdempotencyKeyReused(ValueError):
+    """An Idempotency-Key sent again with another request.
+
+    (draft-ietf-httpapi-idempotency-key-header: the server answers 422.)
+    """
+
+
+async def _claim(
+    queue: RedisQueue,
+    settings: Settings,
+    job_id: str,
+    name: tuple[str | None, str, str],
+    kwargs: dict[str, Any],
+) -> str | None:
+    # The key maps to "<job id> <fingerprint of the request>" for as long as its
+    # job may live; a new random id each time the key is claimed anew, so that a
+    # job's own idempotency records never meet an earlier job's.
+    owner, function, key = name
+    named = "\0".join((owner or "", function, key)).encode()
+    record = settings.redis_key("idempotency", hashlib.sha256(named).hexdigest())
+    request = json.dumps(kwargs, sort_keys=True, default=str)
+    fingerprint = hashlib.sha256(request.encode()).hexdigest()
+    claim = f"{job_id} {fingerprint}"
+    ttl = settings.job_idempotency_ttl
+    if await queue.redis.set(record, claim, nx=True, ex=ttl):
+        return None
+    stored = await queue.redis.get(record)
+    text = stored.decode() if isinstance(stored, bytes) else stored or ""
+    earlier, _, earlier_fingerprint = text.partition(" ")
+    if earlier_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(f"Idempotency-Key {key!r} was used with another request")
+    if await queue.job(earlier) is not None:
+        return earlier
+    await queue.redis.set(record, claim, ex=ttl)  # its job is gone: a new request now
+    return None
 
 
 def view(job: Job) -> JobView:

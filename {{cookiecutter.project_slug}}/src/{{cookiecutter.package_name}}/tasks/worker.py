@@ -35,7 +35,7 @@ from croniter import croniter
 from redis.exceptions import RedisError
 from saq import CronJob, Job, Status, Worker
 from saq.queue.redis import RedisQueue
-from saq.types import TimersDict
+from saq.types import TimersDict, WorkerInfo
 
 from ..redis_client import create_redis
 from ..settings import Settings
@@ -114,6 +114,14 @@ class GracefulWorker(Worker[JobContext]):
     own time (SET NX, kept MAX_CLOCK_SKEW seconds past it): the first worker to
     offer it queues it, as a job of its own.
     """
+
+    async def worker_info(self, ttl: int = 60) -> WorkerInfo:
+        # Every WORKER_INFO_INTERVAL: while Redis is down, one line, not a traceback.
+        try:
+            return await super().worker_info(ttl)
+        except (RedisError, OSError) as exc:
+            logger.warning("writing this worker's health signal: Redis failed (%s)", exc)
+            return {"queue_key": self.queue.name, "stats": None, "metadata": None}
 
     async def schedule(self, lock: int = 1) -> None:
         # Every SCHEDULE_INTERVAL: while Redis is down, one line each time, not a traceback.
