@@ -150,12 +150,12 @@ def test_a_body_holding_a_lone_surrogate_is_a_422(client: TestClient, message: s
     assert response.json()["detail"][0]["loc"] == ["body", "message"]
 
 
-def test_an_idempotency_key_sent_with_another_request_is_refused_with_422(
+def test_an_idempotency_key_sent_with_another_request_is_refused_with_409(
     client: TestClient,
 ) -> None:
     first = client.post("/notifications", json=NOTIFICATION, headers={"Idempotency-Key": "k"})
     other = {**NOTIFICATION, "message": "something else"}
     again = client.post("/notifications", json=other, headers={"Idempotency-Key": "k"})
     assert first.status_code == 202
-    assert again.status_code == 422
-    assert again.json()["detail"][0]["loc"] == ["header", "Idempotency-Key"]
+    assert again.status_code == 409
+    assert "Idempotency-Key 'k' was used with another request" in again.json()["detail"]

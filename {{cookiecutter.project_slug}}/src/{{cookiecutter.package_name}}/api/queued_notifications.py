@@ -11,7 +11,6 @@ import logging
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, HTTPException, status
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from redis.exceptions import RedisError
 
@@ -55,6 +54,7 @@ class Accepted(BaseModel):
     responses={
         **UNAUTHENTICATED,
         **BODY_TOO_LARGE,
+        **error(409, "The Idempotency-Key was sent before with another request"),
         **error(
             503,
             "Redis did not confirm the job within REDIS_TIMEOUT: retry with the same"
@@ -86,14 +86,9 @@ async def send_notification(
             message=notification.message,
         )
     except IdempotencyKeyReused as exc:
-        # 422, as the draft says, in the shape of every other 422 of the service.
-        problem = {
-            "type": "idempotency_key_reused",
-            "loc": ("header", "Idempotency-Key"),
-            "msg": str(exc),
-            "input": idempotency_key,
-        }
-        raise RequestValidationError([problem]) from exc
+        # 409, where the draft says 422: the request itself is valid; it conflicts
+        # with the one its key named first (and a 422 here would claim it is not).
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
     except RedisError as exc:
         # A timeout may come after Redis stored the job: only a retry with the
         # same key can tell, so the answer does not claim nothing was queued.

@@ -174,7 +174,7 @@ async def enqueue(
 class IdempotencyKeyReused(ValueError):
     """An Idempotency-Key sent again with another request.
 
-    (draft-ietf-httpapi-idempotency-key-header: the server answers 422.)
+    (draft-ietf-httpapi-idempotency-key-header; POST /notifications answers 409.)
     """
 
 
