@@ -53,6 +53,7 @@ from harness.storm import Storm, storm_run
 from harness.variants import (
     DESCRIPTIONS,
     HISTORY_VARIANTS,
+    METRICS_OFF,
     SERVICE_VARIANTS,
     WS_VARIANTS,
     Unavailable,
@@ -70,6 +71,7 @@ SCENARIOS = (
     "storm",
     "http",
     "jobs",
+    "metrics",
 )
 REPO = Path(__file__).resolve().parent.parent
 # option: (full run, --quick). Full sizes are the spec's (issue 6).
@@ -412,6 +414,29 @@ def build_plan(args: argparse.Namespace, space: Workspace) -> list[Plan]:
         )
         runner = lambda v: http_run(space, v, connections, seconds, warmup)  # noqa: E731
         plans.append(Plan(group, ["bare", "ours-http"], runner))
+
+    if "metrics" in args.scenario:
+        # Issue 14: the service with metrics on (its default) and off, in the same run, on
+        # the largest burst, the paced load and GET /health.
+        off = METRICS_OFF["ours"]
+        burst = Broadcast(max(args.clients), args.messages, args.size, idle=args.idle)
+        label = f"N={burst.clients}, {args.messages} msgs x {args.size} B; metrics on / off"
+        group = Group("bursts", label, "broadcast", burst.__dict__, "ceiling", metrics_off=off)
+        plans.append(Plan(group, ["ceiling", "ours", off], _broadcast(space, burst)))
+        group = Group(
+            "paced", f"{paced_label}; metrics on / off", "broadcast", paced.__dict__, "ceiling",
+            metrics_off=off,
+        )  # fmt: skip
+        plans.append(
+            Plan(group, ["ceiling", "ours", off], _broadcast(space, paced), {"ceiling": paced_key})
+        )
+        connections, seconds = args.http_connections, args.http_seconds
+        off = METRICS_OFF["ours-http"]
+        label = f"GET /health, {connections} keep-alive connections, {seconds:g} s; metrics on/off"
+        params = {"connections": connections, "seconds": seconds}
+        group = Group("http", label, "http", params, "bare", metrics_off=off)
+        http = lambda v: http_run(space, v, connections, seconds, 0.3 if args.quick else 1.0)  # noqa: E731
+        plans.append(Plan(group, ["bare", "ours-http", off], http))
 
     if "jobs" in args.scenario:
         jobs = Jobs(args.jobs, args.jobs_enqueuers)

@@ -58,10 +58,10 @@ def quick_run(tmp_path: Path, *arguments: str) -> tuple[dict[str, Any], str]:
 @pytest.mark.long_running
 def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tmp_path: Path) -> None:
     report, printed = quick_run(
-        tmp_path, "--scenario", "bursts,paced,channels,capacity", "--variants", "ceiling,ours"
+        tmp_path, "--scenario", "bursts,paced,channels,capacity,metrics", "--variants", "ceiling,ours"
     )
     assert report["meta"]["quick"] is True
-    groups = report["groups"]
+    groups, metrics = report["groups"][:4], report["groups"][4:]
     assert [group["scenario"] for group in groups] == ["bursts", "paced", "channels", "capacity"]
     for group in groups:
         assert group["reference"] == "ceiling"
@@ -116,6 +116,29 @@ def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tm
     }
     assert ceiling["channels"]["runs"] == ceiling["paced"]["runs"]
     assert "single-channel paced run" in channels["note"]
+
+    # Metrics on (the service's default) and off, in the same run: the harness checked that
+    # GET /metrics answered 200 on one and 404 on the other before measuring either.
+    assert [group["scenario"] for group in metrics] == ["bursts", "paced", "http"]
+    for group, on, off in zip(
+        metrics, ["ours", "ours", "ours-http"], ["ours-nometrics", "ours-nometrics", "ours-http-nometrics"],
+        strict=True,
+    ):  # fmt: skip
+        assert group["metrics_off"] == off
+        rows = {row["variant"]: row for row in group["rows"]}
+        assert list(rows) == [group["reference"], on, off]
+        for variant, row in rows.items():
+            assert row["errors"] == [], (variant, row["errors"])
+            (run,) = row["runs"]
+            if group["kind"] == "http":
+                assert run["requests_per_s"] > 0, (variant, run)
+                assert run["errors"] == 0, (variant, run)
+            else:
+                assert run["received"] == run["expected"], (variant, run)
+        what = "req/s" if group["kind"] == "http" else "CPU/frame"
+        goals = {goal["name"]: goal for goal in rows[on]["goals"]}
+        assert goals[f"{what} = 1.0 ± 0.1x metrics off"]["value"] > 0
+        assert not any("metrics off" in goal["name"] for goal in rows[off]["goals"])
 
 
 @pytest.mark.long_running

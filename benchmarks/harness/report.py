@@ -69,18 +69,34 @@ class Group:
     reference: str | None = None
     # Printed under the title: what the reference row measured, when it differs.
     note: str = ""
+    # The service's variant with METRICS_ENABLED=false: the metrics-on row is held to it.
+    metrics_off: str | None = None
     rows: dict[str, Row] = field(default_factory=dict)
 
     def row(self, variant: str) -> Row:
         return self.rows.setdefault(variant, Row(variant))
 
     def ratio(self, variant: str, key: str) -> float | None:
-        if self.reference is None or variant == self.reference or self.reference not in self.rows:
+        if self.reference is None or variant == self.reference:
             return None
-        mine, theirs = self.rows[variant].median(key), self.rows[self.reference].median(key)
+        return self.ratio_to(variant, self.reference, key)
+
+    def ratio_to(self, variant: str, other: str, key: str) -> float | None:
+        """`variant`'s median of `key` over `other`'s, or None when either has none."""
+        if other not in self.rows or variant not in self.rows:
+            return None
+        mine, theirs = self.rows[variant].median(key), self.rows[other].median(key)
         if mine is None or not theirs:
             return None
         return mine / theirs
+
+    def _unchanged_by_metrics(self, variant: str, key: str, what: str) -> list[Goal]:
+        """Metrics on (the service's default) costs nothing measurable against metrics off."""
+        if self.metrics_off is None or variant in (self.metrics_off, self.reference):
+            return []
+        value = self.ratio_to(variant, self.metrics_off, key)
+        name = f"{what} = 1.0 ± {CPU_NOISE}x metrics off"
+        return [_within(name, value, 1.0 - CPU_NOISE, 1.0 + CPU_NOISE)]
 
     def goals(self, variant: str) -> list[Goal]:
         row = self.rows[variant]
@@ -103,7 +119,7 @@ class Group:
                         f"p99 <= {limits[1]}x ceiling", self.ratio(variant, "p99_ms"), limits[1]
                     )
                 )
-            return goals
+            return goals + self._unchanged_by_metrics(variant, "cpu_us_per_frame", "CPU/frame")
         if self.kind == "slow":
             return [
                 _at_least("healthy reach = 1.0 (every run)", row.minimum("healthy_reach"), 1.0),
@@ -157,7 +173,8 @@ class Group:
             return [_below("whole matrix < 90 s", row.median("wall_s"), 90.0)]
         if self.kind == "http" and variant != self.reference:
             return [
-                _at_least("req/s >= 0.9x bare FastAPI", self.ratio(variant, "requests_per_s"), 0.9)
+                _at_least("req/s >= 0.9x bare FastAPI", self.ratio(variant, "requests_per_s"), 0.9),
+                *self._unchanged_by_metrics(variant, "requests_per_s", "req/s"),
             ]
         return []
 
@@ -168,6 +185,7 @@ class Group:
             "kind": self.kind,
             "params": self.params,
             "reference": self.reference,
+            "metrics_off": self.metrics_off,
             "note": self.note,
             "rows": [
                 {

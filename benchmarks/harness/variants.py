@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,12 +25,15 @@ LOG_LEVEL = "warning"  # no access log lines: they would be counted as the serve
 WS_VARIANTS = ("ceiling", "tutorial", "broadcaster", "ours", "ours-redis")
 # Served over HTTP only: ready once their port accepts connections. `background` is the
 # jobs scenario's in-process baseline (harness/jobs.py).
-HTTP_VARIANTS = ("bare", "ours-http", "background")
+HTTP_VARIANTS = ("bare", "ours-http", "ours-http-nometrics", "background")
 # The Redis bake at one worker with history off (HISTORY_SIZE=0: offsets only) and on
 # (`Workspace.history_size`): the history scenario compares them.
 HISTORY_VARIANTS = ("ours-redis-nohistory", "ours-redis-history")
+# `ours` and `ours-http` with METRICS_ENABLED=false: the metrics scenario compares each with
+# its twin above (metrics on, the service's default) in the same run.
+METRICS_OFF = {"ours": "ours-nometrics", "ours-http": "ours-http-nometrics"}
 # The baked service's variants: they speak the multiplexed protocol of `WS /ws`.
-SERVICE_VARIANTS = ("ours", "ours-redis", "ours-http", *HISTORY_VARIANTS)
+SERVICE_VARIANTS = ("ours", "ours-redis", "ours-http", *HISTORY_VARIANTS, *METRICS_OFF.values())
 PROBE_CHANNEL = "warmup-probe"
 
 # The baked service's limits, set so that they never shape a benchmark (each is still checked
@@ -45,8 +50,11 @@ SERVICE_LIMITS = {
 }
 # The service reads these (and every setting) from the environment: the harness's own
 # environment must not configure it.
-_SERVICE_SETTINGS = ("AUTH_", "WS_", "REDIS_", "HISTORY_", "DOCS_", "DEMO_", "JOB_", "WORKER")
-_SERVICE_NAMES = {"ENVIRONMENT", "HOST", "PORT", "LOG_LEVEL", "QUEUE_REPORT_CRON", "PYTHONPATH"}
+_SERVICE_SETTINGS = (
+    "AUTH_", "WS_", "REDIS_", "HISTORY_", "DOCS_", "DEMO_", "JOB_", "WORKER", "METRICS_", "LOG_",
+    "OTEL_", "FASTAPI_OTEL", "PROMETHEUS_",
+)  # fmt: skip
+_SERVICE_NAMES = {"ENVIRONMENT", "HOST", "PORT", "QUEUE_REPORT_CRON", "PYTHONPATH"}
 
 # Format strings ({redis_workers} is filled in, other braces doubled).
 DESCRIPTIONS = {
@@ -59,6 +67,8 @@ DESCRIPTIONS = {
     "ours-redis-history": "baked service with Redis, 1 worker, HISTORY_SIZE={history_size}",
     "bare": "bare FastAPI app, GET /health -> {{'status': 'ok'}}",
     "ours-http": "baked service's GET /health",
+    "ours-nometrics": "baked service, in-memory, 1 worker, authentication on, metrics off",
+    "ours-http-nometrics": "baked service's GET /health, METRICS_ENABLED=false",
     "background": "FastAPI BackgroundTasks in the app's process, scheduled by POST /jobs",
     "queue-1": "baked task queue (SAQ on Redis), 1 worker process, WORKER_CONCURRENCY=10",
     "queue-2": "baked task queue (SAQ on Redis), 2 worker processes, WORKER_CONCURRENCY=10",
@@ -294,7 +304,11 @@ async def launch(
         env = service_environment(src, {**SERVICE_LIMITS, "AUTH_SECRET": space.issuer.secret})
         wire = Multiplexed(f"ws://127.0.0.1:{port}", space.issuer)
         cwd = src.parent  # no .env there: the environment below is the whole configuration
-        if variant == "ours-http":
+        if variant in METRICS_OFF.values():
+            env["METRICS_ENABLED"] = "false"
+        if variant.startswith("ours-http"):
+            # The app applies LOG_LEVEL to uvicorn's loggers too: the same level as --log-level.
+            env["LOG_LEVEL"] = LOG_LEVEL
             argv = _uvicorn(f"{package}.main:app", port)
         else:
             argv = [space.python, "-m", package]
@@ -316,10 +330,25 @@ async def launch(
         await procs.wait_for_port(process, port, timeout)
         if variant not in HTTP_VARIANTS:
             await _wait_workers(server, timeout)
+        if variant in METRICS_OFF or variant in METRICS_OFF.values():
+            await asyncio.to_thread(_check_metrics, port, on=variant in METRICS_OFF)
     except BaseException:
         process.stop()
         raise
     return server
+
+
+def _check_metrics(port: int, *, on: bool) -> None:
+    """Raise Unavailable unless GET /metrics answers as METRICS_ENABLED says (200 on, 404 off):
+    a comparison of metrics on and off must compare what it says it does."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            status = answer.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    if status != (200 if on else 404):
+        state = "on" if on else "off"
+        raise Unavailable(f"GET /metrics answered {status} with metrics {state}")
 
 
 async def _wait_workers(server: Server, timeout: float) -> None:
