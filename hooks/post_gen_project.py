@@ -39,6 +39,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
     "use_websockets": (
         "src/{package}/broadcast",
         "src/{package}/realtime",
+        "src/{package}/metrics/websocket.py",
         "src/{package}/api/browser_client.py",
         "src/{package}/api/demo.py",
         "src/{package}/api/history.py",

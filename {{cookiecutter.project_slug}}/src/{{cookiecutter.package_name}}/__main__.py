@@ -37,7 +37,8 @@ from uvicorn.config import LOGGING_CONFIG
 
 from .auth.tokens import mint
 from .http_protocol import PROTOCOL
-from .settings import LogLevel, {% if cookiecutter.use_task_queue %}Settings, {% endif %}get_settings
+from .metrics.multiprocess import shared_directory
+from .settings import LogLevel, Settings, get_settings
 {%- if cookiecutter.use_task_queue %}
 from .tasks import worker
 from .tasks.context import JobFunction
@@ -160,6 +161,15 @@ def serve() -> None:
     """Serve the app with uvicorn until it is stopped."""
     settings = get_settings()
     _check_host(settings.host)
+    if not settings.metrics_enabled:
+        _run(settings)
+        return
+    # Before the workers start: they inherit the directory and count in it.
+    with shared_directory(settings.workers):
+        _run(settings)
+
+
+def _run(settings: Settings) -> None:
     uvicorn.run(
         f"{__package__}.main:app",
         host=settings.host,

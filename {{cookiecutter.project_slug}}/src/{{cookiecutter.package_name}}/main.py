@@ -47,6 +47,10 @@ from .lifespan import lifespan
 {%- endif %}
 from .limits import short_validation_errors
 from .logs import configure_logging
+from .metrics.exposition import add_metrics
+{%- if cookiecutter.use_websockets %}
+from .metrics.websocket import instrument
+{%- endif %}
 from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
@@ -128,7 +132,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(browser_client.router)
     if settings.demo:
         app.include_router(demo.router)
+    if settings.metrics_enabled:
+        # First of the middleware, so innermost: it reads the route the router matched.
+        add_metrics(app, *instrument(app.state.hub))
     app.add_middleware(ws.RealtimeEndpoint)
+{%- else %}
+    if settings.metrics_enabled:
+        # First of the middleware, so innermost: it reads the route the router matched.
+        add_metrics(app)
 {%- endif %}
     app.add_middleware(HeadAsGet)
     if ANY not in settings.hosts:

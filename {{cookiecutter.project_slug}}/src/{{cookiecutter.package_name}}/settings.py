@@ -166,6 +166,8 @@ class Settings(BaseSettings):
     auth_leeway: float = Field(default=0.0, ge=0, le=MAX_LEEWAY)
     # /docs, /redoc and /openapi.json; unset: on in development, off in production.
     docs_enabled: bool | None = None
+    # GET /metrics and the measuring behind it; off: neither, at no cost.
+    metrics_enabled: bool = True
 {%- if cookiecutter.use_lifespan %}
     # Outbound HTTP: the shared client's timeout, and the upstream URLs that
     # /ready checks. In the environment, a JSON list, one URL, or URLs separated

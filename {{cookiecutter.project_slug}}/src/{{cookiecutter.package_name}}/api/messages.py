@@ -87,7 +87,7 @@ async def publish_message(
     except InvalidJSON as exc:
         raise RequestValidationError([invalid_json(str(exc))]) from exc
     try:
-        position = await hub.publish(channel, text, sender="http")
+        position = await hub.publish(channel, text, sender="http", via="http")
     except BroadcastUnavailable as exc:
         logger.debug("HTTP publish to %r failed: %s", channel, exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE) from exc

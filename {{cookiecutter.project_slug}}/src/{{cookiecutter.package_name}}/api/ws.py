@@ -79,6 +79,8 @@ async def realtime_socket(websocket: WebSocket) -> None:
             origin,
             websocket.headers.get("host"),
         )
+        if hub.metrics is not None:
+            hub.metrics.refused("origin")
         await refuse(websocket, status.HTTP_403_FORBIDDEN, "origin not allowed")
         return
     transport = server_transport(websocket)
@@ -90,11 +92,15 @@ async def realtime_socket(websocket: WebSocket) -> None:
         )
     except HubFull as exc:
         logger.warning("refused WebSocket: %s (WS_MAX_CONNECTIONS)", exc)
+        if hub.metrics is not None:
+            hub.metrics.refused("full")
         await refuse(websocket, status.HTTP_503_SERVICE_UNAVAILABLE, "server full: try again later")
         return
     except HubStopped:
         await websocket.accept()
         code, reason = status.WS_1012_SERVICE_RESTART, "server shutting down"
+        if hub.metrics is not None:
+            hub.metrics.closed(code)
         await close(websocket, code, reason, settings.ws_send_timeout)
         return
     await Session(websocket, client, hub, authenticator, settings).run()

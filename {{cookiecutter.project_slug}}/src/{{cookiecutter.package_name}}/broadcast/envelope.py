@@ -63,6 +63,9 @@ _EPOCH = re.compile(r"[0-9a-f]{1,32}")
 _ORIGIN = re.compile(r"[0-9a-f]{12}")
 SENDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _TS = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+# The `ts` field as the envelope's text carries it, and the length of its value.
+_TS_FIELD = ',"ts":"'
+_TS_LENGTH = len("2025-01-31T12:00:00.000Z")
 
 
 class NotOurs(ValueError):
@@ -206,3 +209,18 @@ def resync_frame(channel: str, position: Position | None, origin: str, reason: s
     if position is not None:
         frame |= {"offset": position.offset, "epoch": position.epoch}
     return json_text(frame | {"origin": origin, "reason": reason})
+
+
+def published_at(text: str) -> float | None:
+    """When the message envelope `text` was published (its `ts`), in seconds since the
+    epoch; None for a frame without one (`resync`). Reads only the `ts` field."""
+    # The first `,"ts":"` is the field: the channel before it is JSON-escaped
+    # (no bare quote inside), and the data comes after it.
+    start = text.find(_TS_FIELD)
+    if start < 0:
+        return None
+    start += len(_TS_FIELD)
+    try:
+        return datetime.fromisoformat(text[start : start + _TS_LENGTH]).timestamp()
+    except ValueError:
+        return None

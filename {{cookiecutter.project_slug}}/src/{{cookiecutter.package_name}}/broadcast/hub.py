@@ -38,9 +38,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from fastapi import status
 from starlette.types import Message
@@ -68,6 +68,31 @@ RECOVERY_WAIT = 5.0
 # while the backend stayed connected, doubling up to the maximum.
 RECOVERY_RETRY_DELAY = 0.1
 RECOVERY_RETRY_MAX_DELAY = 5.0
+
+
+# How a message came to be published: by a WebSocket client, over HTTP, or by
+# the server's own work (a job, a notification).
+Via = Literal["websocket", "http", "job"]
+# Why a WebSocket handshake was refused with an HTTP status.
+Refusal = Literal["origin", "full"]
+
+
+class HubMetrics(Protocol):
+    """What the hub and its sessions report when metrics are on (metrics/websocket.py).
+
+    Called on cold paths, except `fanned_out`: once per message and channel
+    fanned out, with how many frames went to clients, never once per frame.
+    """
+
+    def started(self) -> None: ...
+    def stopped(self) -> None: ...
+    def published(self, via: Via) -> None: ...
+    def fanned_out(self, frames: int, message: str) -> None: ...
+    def closed(self, code: int) -> None: ...
+    def refused(self, reason: Refusal) -> None: ...
+    def bad_frame(self) -> None: ...
+    def resumed(self) -> None: ...
+    def caught_up(self, recovered: int, resynced: int) -> None: ...
 
 
 class HubStopped(BroadcastUnavailable):
@@ -123,6 +148,8 @@ class HubStats:
     # Messages waiting in client backlogs, and clients whose socket pushes back.
     backlog: int
     pushing_back: int
+    # Whether the hub runs and its backend can publish and subscribe.
+    backend_ready: bool = False
 
 
 class Hub:
@@ -157,6 +184,8 @@ class Hub:
         self._resume_again = False
         self._empty = asyncio.Event()
         self._empty.set()
+        # Set by metrics/websocket.py when metrics are on; None costs nothing.
+        self.metrics: HubMetrics | None = None
 
     async def start(self) -> None:
         """Start the backend; idempotent. Raises HubStopped after `stop`."""
@@ -164,6 +193,8 @@ class Hub:
             if self._state == "new":
                 await self._backend.start(self)
                 self._state = "running"
+                if self.metrics is not None:
+                    self.metrics.started()
             elif self._state != "running":
                 raise HubStopped("the broadcast hub is shutting down")
 
@@ -192,6 +223,8 @@ class Hub:
         if started:
             await self._backend.stop()
         self._state = "stopped"
+        if started and self.metrics is not None:
+            self.metrics.stopped()
 
     async def wait_empty(self) -> None:
         """Return once no client is connected (at once if none is)."""
@@ -357,19 +390,27 @@ class Hub:
                         logger.warning("unsubscribing channel %r failed", channel, exc_info=True)
             self._forget_if_unused(channel, entry)
 
-    async def publish(self, channel: str, data_json: str, sender: str) -> Position:
+    async def publish(
+        self, channel: str, data_json: str, sender: str, *, via: Via = "job"
+    ) -> Position:
         """Publish `data_json` (valid JSON text) to `channel` in every process; its position.
 
         Needs no subscriber. `sender` names who publishes (envelope.SENDER: a
         client id, "http", a job's name); other processes drop envelopes whose
-        sender is not of that form, so another raises ValueError here. Raises
-        BroadcastUnavailable at once when the backend cannot publish.
+        sender is not of that form, so another raises ValueError here. `via`
+        says how, for the metrics. Raises BroadcastUnavailable at once when
+        the backend cannot publish.
         """
         if not SENDER.fullmatch(sender):
             raise ValueError(f"a sender is letters, digits, '_', '.', ':', '-' (got {sender!r})")
         if self._state != "running":  # the start lock only until started
             await self.start()
-        return await self._backend.publish(channel, draft(channel, self.origin, sender, data_json))
+        position = await self._backend.publish(
+            channel, draft(channel, self.origin, sender, data_json)
+        )
+        if self.metrics is not None:
+            self.metrics.published(via)
+        return position
 
     async def history(self, channel: str, since: int | None, limit: int | None) -> History:
         """The channel's position and up to `limit` kept messages after offset `since`.
@@ -451,6 +492,8 @@ class Hub:
     def resumed(self) -> None:
         """The backend is back: catch every held channel up from its history, in a task."""
         self._connected = True
+        if self.metrics is not None:
+            self.metrics.resumed()
         self._start_recovery()
 
     def _start_recovery(self) -> None:
@@ -513,6 +556,8 @@ class Hub:
 
         held = [(name, entry) for name, entry in self._channels.items() if entry.held is not None]
         await asyncio.gather(*(catch_up(name, entry) for name, entry in held))
+        if self.metrics is not None:
+            self.metrics.caught_up(recovered, resynced)
         if recovered or resynced:
             logger.info(
                 "broadcast resumed: %d channel(s) recovered from history, %d told to resync",
@@ -604,10 +649,14 @@ class Hub:
                 waiting.extend(frames)
         if not entry.members:
             return
-        members: Iterable[Client] = entry.members
+        members: Collection[Client] = entry.members
+        offered = 0
         if entry.ahead:
             members = [client for client in members if client not in entry.ahead]
-            self._offer_ahead(entry, frames)
+            offered = self._offer_ahead(entry, frames)
+        if self.metrics is not None:  # once per fan-out, not per frame
+            offered += len(frames) * len(members)
+            self.metrics.fanned_out(offered, frames[0][0]["text"])
         # Framed once here rather than by the server for every client.
         framed = [text_frame(frame["text"]) for frame, _ in frames]
         # offer() never awaits and never changes membership, so the set
@@ -622,17 +671,20 @@ class Hub:
             for frame, ready in pairs:
                 client.offer(frame, ready)
 
-    def _offer_ahead(self, entry: _Channel, frames: list[_Frame]) -> None:
+    def _offer_ahead(self, entry: _Channel, frames: list[_Frame]) -> int:
         """Offer members that are ahead only the frames after what they have; a member
-        sent a frame after it is ahead no more."""
+        sent a frame after it is ahead no more. How many frames it offered."""
+        offered = 0
         for client, last in list(entry.ahead.items()):
             caught_up = False
             for frame, position in frames:
                 if caught_up or _after(position, last):
                     client.offer(frame)
+                    offered += 1
                     caught_up = caught_up or position is not None  # the rest follow in order
             if caught_up:
                 del entry.ahead[client]
+        return offered
 
     def stats(self) -> HubStats:
         return HubStats(
@@ -640,6 +692,7 @@ class Hub:
             channels={name: len(e.members) for name, e in self._channels.items() if e.members},
             backlog=sum(c.backlog for c in self._clients),
             pushing_back=sum(c.pushing_back for c in self._clients),
+            backend_ready=self._state == "running" and self._backend.ready() is None,
         )
 
     def _forget_if_unused(self, channel: str, entry: _Channel) -> None:

@@ -87,6 +87,8 @@ class Session:
         closing = client.close_requested
         if closing is not None:
             code, reason = closing
+            if self._hub.metrics is not None:
+                self._hub.metrics.closed(code)
             logger.debug("closing client %s with %d: %s", client.id, code, reason)
             await close(self._websocket, code, reason, self._settings.ws_send_timeout)
 
@@ -163,6 +165,8 @@ class Session:
             command = BadFrame("send connect first", command.id)
         if isinstance(command, BadFrame):
             self._bad_frames += 1
+            if self._hub.metrics is not None:
+                self._hub.metrics.bad_frame()
             if self._bad_frames >= self._settings.ws_max_bad_frames:
                 self._client.close(
                     protocol.CLOSE_POLICY_VIOLATION, f"{self._bad_frames} bad frames"
@@ -250,7 +254,9 @@ class Session:
             self._refuse(command_id, protocol.FORBIDDEN, f"may not publish to {channel}")
             return
         try:
-            position = await self._hub.publish(channel, data_json, sender=self._client.id)
+            position = await self._hub.publish(
+                channel, data_json, sender=self._client.id, via="websocket"
+            )
         except BroadcastUnavailable as exc:
             self._unavailable(command_id, exc)
             return

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from ..broadcast.envelope import draft, json_text
 from ..broadcast.redis_history import RedisHistory
+from ..metrics.websocket import MESSAGES_PUBLISHED
 from ..settings import Settings
 from .queue import JobState
 
@@ -48,6 +49,9 @@ class JobProgress:
         )
         # Like a hub's: which process published (envelope's `origin`).
         self._origin = uuid.uuid4().hex[:12]
+        # Counted in this process: on GET /metrics when it shares the web
+        # service's PROMETHEUS_MULTIPROC_DIR (README "Metrics").
+        self._published = MESSAGES_PUBLISHED.labels("job") if settings.metrics_enabled else None
 
     async def publish(self, job_id: str, state: JobState | str, **fields: Any) -> bool:
         """Best effort: a Redis error is logged and returns False; the job goes on."""
@@ -58,4 +62,6 @@ class JobProgress:
         except (RedisError, OSError) as exc:
             logger.warning("could not publish job %s's state %s: %s", job_id, state, exc)
             return False
+        if self._published is not None:
+            self._published.inc()
         return True

@@ -1,0 +1,66 @@
+"""GET /metrics: every metric of the process, or of every worker, in Prometheus's text format.
+
+Not in the OpenAPI schema: scrapers read the format, not the schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import anyio.to_thread
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from . import multiprocess
+from .http import HttpMetrics
+
+PATH = "/metrics"
+
+
+class _Process:
+    """The default registry's metrics, then what `collectors` read from the app's objects."""
+
+    def __init__(self, collectors: Sequence[Collector]) -> None:
+        self._collectors = collectors
+
+    def collect(self) -> Iterable[Metric]:
+        yield from REGISTRY.collect()
+        for collector in self._collectors:
+            yield from collector.collect()
+
+
+def add_metrics(app: FastAPI, *collectors: Collector) -> None:
+    """Serve GET /metrics and measure HTTP requests; `collectors` are read at each scrape
+    of a single process (in multiprocess mode every figure comes from the shared files).
+
+    Add it before any other middleware: the measuring reads the route the router matched.
+    """
+    app.add_middleware(HttpMetrics)
+    if multiprocess.enabled():
+        multiprocess.forget_at_exit()
+        app.add_route(PATH, _every_worker, methods=["GET"], include_in_schema=False)
+        return
+    source = _Process(collectors)
+
+    async def this_process(request: Request) -> Response:
+        # In the event loop: the collectors read the hub, which is the loop's alone.
+        return Response(generate_latest(source), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_route(PATH, this_process, methods=["GET"], include_in_schema=False)
+
+
+async def _every_worker(request: Request) -> Response:
+    return Response(await anyio.to_thread.run_sync(_read_files), media_type=CONTENT_TYPE_LATEST)
+
+
+def _read_files() -> bytes:
+    """Every process's metrics, from the files of PROMETHEUS_MULTIPROC_DIR (blocking I/O)."""
+    multiprocess.forget_dead()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
+    return generate_latest(registry)
