@@ -61,6 +61,8 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_ws_auth.py",
         "tests/test_ws_notifications.py",
         "tests/test_ws_resilience.py",
+        "tests/test_ws_metrics.py",
+        "tests/test_metrics_workers.py",
         # Listed under use_redis too: kept only when both are on.
         "src/{package}/broadcast/redis.py",
         "src/{package}/broadcast/redis_history.py",

@@ -5,7 +5,7 @@ Not in the OpenAPI schema: scrapers read the format, not the schema.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -13,7 +13,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from starlette.requests import Request
 from starlette.responses import Response
 
 from . import multiprocess
@@ -43,18 +42,26 @@ def add_metrics(app: FastAPI, *collectors: Collector) -> None:
     app.add_middleware(HttpMetrics)
     if multiprocess.enabled():
         multiprocess.forget_at_exit()
-        app.add_route(PATH, _every_worker, methods=["GET"], include_in_schema=False)
+        _route(app, _every_worker)
         return
     source = _Process(collectors)
 
-    async def this_process(request: Request) -> Response:
+    async def this_process() -> Response:
         # In the event loop: the collectors read the hub, which is the loop's alone.
         return Response(generate_latest(source), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_route(PATH, this_process, methods=["GET"], include_in_schema=False)
+    _route(app, this_process)
 
 
-async def _every_worker(request: Request) -> Response:
+def _route(app: FastAPI, endpoint: Callable[[], Awaitable[Response]]) -> None:
+    # A FastAPI route, not Starlette's `add_route`: FastAPI's router names only
+    # its own routes in the scope, which is where HttpMetrics reads the route.
+    app.add_api_route(
+        PATH, endpoint, methods=["GET"], response_class=Response, include_in_schema=False
+    )
+
+
+async def _every_worker() -> Response:
     return Response(await anyio.to_thread.run_sync(_read_files), media_type=CONTENT_TYPE_LATEST)
 
 

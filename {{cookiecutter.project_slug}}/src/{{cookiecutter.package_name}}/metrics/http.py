@@ -61,7 +61,8 @@ class HttpMetrics:
             method: str = scope["method"]
             if method not in METHODS:
                 method = OTHER_METHOD
-            # Starlette's router leaves the route it matched (Route, Mount) in the scope.
+            # FastAPI's router leaves the route it matched in the scope (its own
+            # routes only: a Starlette `add_route` or `mount` counts as unmatched).
             template = getattr(scope.get("route"), "path", None)
             if not isinstance(template, str):
                 template = UNMATCHED

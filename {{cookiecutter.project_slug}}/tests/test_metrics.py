@@ -1,0 +1,96 @@
+"""GET /metrics and the HTTP metrics: what a Prometheus scraping the service reads.
+
+The metrics live in prometheus-client's process-wide registry, shared by
+every app these tests build: each test compares figures before and after.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.testclient import TestClient
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.metrics import PREFIX
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .scrape import Key, label_values, samples, value
+
+
+def scrape(client: TestClient) -> dict[Key, float]:
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    return samples(response.text)
+
+
+def test_metrics_are_prometheus_text_named_after_the_package() -> None:
+    with TestClient(create_app(Settings(_env_file=None))) as client:
+        client.get("/health")
+        response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    figures = samples(response.text)
+    names = {name for name, _ in figures}
+    assert f"{PREFIX}_http_requests_total" in names
+    # Counters end in _total, durations are in seconds: Prometheus's conventions.
+    assert f"{PREFIX}_http_request_duration_seconds_count" in names
+
+
+def test_requests_are_counted_by_route_template_method_and_status() -> None:
+    with TestClient(create_app(Settings(_env_file=None))) as client:
+        before = scrape(client)
+        for _ in range(3):
+            assert client.get("/health").status_code == 200
+        assert client.get("/no/such/path").status_code == 404
+        assert client.post("/health").status_code == 405
+        after = scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("http_requests_total", method="GET", route="/health", status="200") == 3
+    assert moved("http_requests_total", method="GET", route="unmatched", status="404") == 1
+    # Routed to /health by path, refused by method: still that route's.
+    assert moved("http_requests_total", method="POST", route="/health", status="405") == 1
+    assert moved("http_request_duration_seconds_count", method="GET", route="/health") == 3
+    assert moved("http_request_duration_seconds_sum", method="GET", route="/health") > 0
+
+
+def test_labels_stay_few_whatever_paths_and_methods_clients_send() -> None:
+    with TestClient(create_app(Settings(_env_file=None))) as client:
+        for _ in range(20):
+            client.get(f"/{uuid.uuid4().hex}")
+            client.request(uuid.uuid4().hex[:8].upper(), "/health")
+        figures = scrape(client)
+    routes = label_values(figures, "http_requests_total", "route")
+    assert "unmatched" in routes
+    assert all(route == "unmatched" or route.startswith("/") for route in routes)
+    assert not any(len(route) == 33 for route in routes), "a random path became a label"
+    methods = label_values(figures, "http_requests_total", "method")
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+
+
+def test_metrics_enabled_false_serves_no_metrics_and_measures_nothing() -> None:
+    with TestClient(create_app(Settings(_env_file=None))) as measuring:
+        before = scrape(measuring)
+        with TestClient(create_app(Settings(_env_file=None, metrics_enabled=False))) as client:
+            assert client.get("/metrics").status_code == 404
+            assert client.get("/health").status_code == 200
+        after = scrape(measuring)
+    labels = {"method": "GET", "route": "/health", "status": "200"}
+    assert value(after, "http_requests_total", **labels) == value(
+        before, "http_requests_total", **labels
+    )
+
+
+def test_metrics_stay_out_of_the_openapi_schema() -> None:
+    with TestClient(create_app(Settings(_env_file=None))) as client:
+        schema = client.get("/openapi.json").json()
+    assert "/metrics" not in schema["paths"]
+
+
+def test_trusted_hosts_applies_to_metrics() -> None:
+    settings = Settings(_env_file=None, trusted_hosts=["rt.example.com"])
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/metrics", headers={"Host": "evil.example"}).status_code == 400
+        assert client.get("/metrics", headers={"Host": "rt.example.com"}).status_code == 200

@@ -1,0 +1,181 @@
+"""The WebSocket metrics, over real sockets: each moves when its event happens.
+
+The figures are what GET /metrics says, as Prometheus would read them; the
+counters live in a process-wide registry, so each test compares before and after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+
+import httpx2
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.settings import Settings
+
+from .live import Live, closed_with, command, connected, joined, receive, serve
+from .processes import until
+from .scrape import Key, samples, value
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+async def live() -> AsyncIterator[Live]:
+    """One service for the module's tests: they read figures relative to each other."""
+    settings = Settings(_env_file=None, ws_max_bad_frames=2, ws_queue_size=8)
+    async with serve(create_app(settings)) as running:
+        yield running
+
+
+async def scrape(live: Live) -> dict[Key, float]:
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(live.http("/metrics"))
+    assert response.status_code == 200, response.text
+    return samples(response.text)
+
+
+async def gauges(live: Live) -> tuple[float, float, float]:
+    figures = await scrape(live)
+    return (
+        value(figures, "websocket_connections"),
+        value(figures, "websocket_subscriptions"),
+        value(figures, "channels"),
+    )
+
+
+async def test_gauges_follow_connections_subscriptions_and_channels(live: Live) -> None:
+    assert await gauges(live) == (0, 0, 0)
+    async with connect(live.ws("/ws")) as one, connect(live.ws("/ws")) as two:
+        await joined(one, "gauges-a", "gauges-b")
+        await joined(two, "gauges-a")
+        assert await gauges(live) == (2, 3, 2)
+        await command(one, "unsubscribe", channel="gauges-b")
+        assert await gauges(live) == (2, 2, 1)
+    await until(lambda: _gauges_are(live, (0, 0, 0)))
+    assert value(await scrape(live), "backend_ready") == 1
+
+
+async def _gauges_are(live: Live, expected: tuple[float, float, float]) -> bool:
+    return await gauges(live) == expected
+
+
+async def test_a_fan_out_counts_its_frames_and_one_latency_per_message(live: Live) -> None:
+    before = await scrape(live)
+    readers = [await connect(live.ws("/ws")) for _ in range(3)]
+    try:
+        for ws in readers:
+            await joined(ws, "fan-out")
+        await command(readers[0], "publish", channel="fan-out", data=1)
+        async with httpx2.AsyncClient() as http:
+            answer = await http.post(live.http("/channels/fan-out/messages"), json=2)
+            assert answer.status_code == 202, answer.text
+        for ws in readers:
+            assert [(await receive(ws))["data"] for _ in range(2)] == [1, 2]
+    finally:
+        for ws in readers:
+            await ws.close()
+    after = await scrape(live)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("messages_published_total", via="websocket") == 1
+    assert moved("messages_published_total", via="http") == 1
+    assert moved("frames_delivered_total") == 6
+    # Once per message fanned out, not once per frame.
+    assert moved("delivery_latency_seconds_count") == 2
+    assert 0 <= moved("delivery_latency_seconds_sum") < 5
+
+
+async def test_closes_are_counted_by_code_and_bad_frames_one_by_one(live: Live) -> None:
+    before = await scrape(live)
+    async with connect(live.ws("/ws")) as ws:
+        await connected(ws)
+        await ws.send("not json")
+        assert (await receive(ws))["type"] == "error"
+        await ws.send(json.dumps({"type": "nonsense"}))
+        assert (await closed_with(ws))[0] == 4008
+    after = await scrape(live)
+    labels = {"code": "4008", "reason": "bad_frames"}
+    closed = value(after, "websocket_closed_total", **labels)
+    assert closed - value(before, "websocket_closed_total", **labels) == 1
+    bad = value(after, "websocket_bad_frames_total") - value(before, "websocket_bad_frames_total")
+    assert bad == 2
+
+
+async def test_refused_handshakes_are_counted_by_reason() -> None:
+    settings = Settings(_env_file=None, ws_max_connections=1)
+    async with serve(create_app(settings)) as live:
+        before = await scrape(live)
+        with pytest.raises(InvalidStatus):
+            await connect(live.ws("/ws"), origin="https://evil.example")  # type: ignore[arg-type]
+        async with connect(live.ws("/ws")) as holding:
+            await connected(holding)
+            with pytest.raises(InvalidStatus):
+                await connect(live.ws("/ws"))
+        after = await scrape(live)
+    for reason in ("origin", "full"):
+        moved = value(after, "websocket_handshakes_refused_total", reason=reason) - value(
+            before, "websocket_handshakes_refused_total", reason=reason
+        )
+        assert moved == 1, reason
+
+
+async def test_the_backlog_gauge_counts_messages_waiting_for_a_slow_client() -> None:
+    settings = Settings(_env_file=None, ws_queue_size=10_000, ws_send_timeout=60)
+    async with serve(create_app(settings)) as live:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", live.port))
+        async with (
+            connect(live.ws("/ws"), sock=sock, compression=None) as stalled,
+            httpx2.AsyncClient() as http,
+        ):
+            await joined(stalled, "backlog")
+            stalled.transport.pause_reading()
+            assert value(await scrape(live), "websocket_backlog_messages") == 0
+
+            async def behind() -> bool:
+                for _ in range(20):
+                    await http.post(live.http("/channels/backlog/messages"), json="x" * 60_000)
+                return value(await scrape(live), "websocket_backlog_messages") > 0
+
+            await until(behind)
+
+
+async def test_websocket_connections_are_no_http_requests(live: Live) -> None:
+    before = await scrape(live)
+    async with connect(live.ws("/ws")) as ws:
+        await joined(ws, "not-http")
+    after = await scrape(live)
+    requests = {
+        key: count
+        for key, count in after.items()
+        if key[0].endswith("_http_requests_total") and count != before.get(key, 0)
+    }
+    # The one scrape in between, and nothing for the WebSocket.
+    assert [dict(labels)["route"] for _, labels in requests] == ["/metrics"]
+
+
+async def test_metrics_enabled_false_counts_nothing_of_websockets(live: Live) -> None:
+    before = await scrape(live)
+    async with serve(create_app(Settings(_env_file=None, metrics_enabled=False))) as unmeasured:
+        assert unmeasured.hub.metrics is None
+        async with connect(unmeasured.ws("/ws")) as ws:
+            await joined(ws, "unmeasured")
+            await command(ws, "publish", channel="unmeasured", data=1)
+            await ws.send("not json")
+            assert (await receive(ws))["type"] in ("message", "error")
+    after = await scrape(live)
+    for name in ("messages_published_total", "frames_delivered_total", "websocket_bad_frames_total"):
+        assert sum(v for (n, _), v in after.items() if n.endswith(name)) == sum(
+            v for (n, _), v in before.items() if n.endswith(name)
+        ), name
