@@ -72,6 +72,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_redis_backend.py",
         "tests/test_redis_broadcast.py",
         "tests/test_redis_history.py",
+        "tests/test_redis_metrics.py",
         # Listed under use_task_queue too.
         "src/{package}/tasks/progress.py",
         "tests/test_job_progress.py",
@@ -89,6 +90,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/services.py",
         "tests/test_redis_broadcast.py",
         "tests/test_redis_history.py",
+        "tests/test_redis_metrics.py",
         "tests/test_redis_service.py",
     ),
     "use_task_queue": (
