@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import Live, closed_with, command, connected, joined, receive, serve
+from .live import Live, closed_with, command, connected, joined, published, receive, serve
 from .processes import until
 from .scrape import Key, samples, value
 
@@ -72,11 +72,13 @@ async def test_a_fan_out_counts_its_frames_and_one_latency_per_message(live: Liv
     try:
         for ws in readers:
             await joined(ws, "fan-out")
-        await command(readers[0], "publish", channel="fan-out", data=1)
+        # The publisher's own copy comes before or after its reply: `published` takes both.
+        assert (await published(readers[0], "fan-out", 1))["data"] == 1
         async with httpx2.AsyncClient() as http:
             answer = await http.post(live.http("/channels/fan-out/messages"), json=2)
             assert answer.status_code == 202, answer.text
-        for ws in readers:
+        assert (await receive(readers[0]))["data"] == 2
+        for ws in readers[1:]:
             assert [(await receive(ws))["data"] for _ in range(2)] == [1, 2]
     finally:
         for ws in readers:
