@@ -148,8 +148,6 @@ class HubStats:
     # Messages waiting in client backlogs, and clients whose socket pushes back.
     backlog: int
     pushing_back: int
-    # Whether the hub runs and its backend can publish and subscribe.
-    backend_ready: bool = False
 
 
 class Hub:
@@ -692,8 +690,11 @@ class Hub:
             channels={name: len(e.members) for name, e in self._channels.items() if e.members},
             backlog=sum(c.backlog for c in self._clients),
             pushing_back=sum(c.pushing_back for c in self._clients),
-            backend_ready=self._state == "running" and self._backend.ready() is None,
         )
+
+    def backend_ready(self) -> bool:
+        """Whether the hub runs and its backend can publish and subscribe now; never blocks."""
+        return self._state == "running" and self._backend.ready() is None
 
     def _forget_if_unused(self, channel: str, entry: _Channel) -> None:
         unused = not entry.members and not entry.joining and not entry.subscribed

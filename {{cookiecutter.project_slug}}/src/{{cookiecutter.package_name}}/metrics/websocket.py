@@ -87,36 +87,36 @@ VIAS: tuple[Via, ...] = ("websocket", "http", "job")
 
 _Mode = Literal["livesum", "livemin"]
 # (name after the prefix, help, how workers combine in multiprocess mode, reading).
-_GAUGES: tuple[tuple[str, str, _Mode, Callable[[HubStats], float]], ...] = (
+_GAUGES: tuple[tuple[str, str, _Mode, Callable[[Hub, HubStats], float]], ...] = (
     (
         "websocket_connections",
         "WebSocket connections open.",
         "livesum",
-        lambda stats: stats.clients,
+        lambda _, stats: stats.clients,
     ),
     (
         "websocket_subscriptions",
         "Subscriptions of open WebSocket connections to channels.",
         "livesum",
-        lambda stats: sum(stats.channels.values()),
+        lambda _, stats: sum(stats.channels.values()),
     ),
     (
         "channels",
         "Channels with a subscriber in this process (summed over worker processes).",
         "livesum",
-        lambda stats: len(stats.channels),
+        lambda _, stats: len(stats.channels),
     ),
     (
         "websocket_backlog_messages",
         "Messages queued for WebSocket clients whose sockets push back, summed.",
         "livesum",
-        lambda stats: stats.backlog,
+        lambda _, stats: stats.backlog,
     ),
     (
         "backend_ready",
         "1 while the broadcast backend can publish and subscribe, else 0 (any worker's 0 wins).",
         "livemin",
-        lambda stats: float(stats.backend_ready),
+        lambda hub, _: float(hub.backend_ready()),
     ),
 )
 
@@ -138,16 +138,17 @@ class HubCollector:
         self._hub = hub
 
     def collect(self) -> Iterable[Metric]:
-        stats = self._hub.stats()
+        hub = self._hub
+        stats = hub.stats()
         for name, documentation, _, read in _GAUGES:
-            yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=read(stats))
+            yield GaugeMetricFamily(f"{PREFIX}_{name}", documentation, value=read(hub, stats))
 
 
 class _Sampler:
     """Writes this worker's gauges into the shared files every SAMPLE_INTERVAL seconds
     while the hub runs (multiprocess mode)."""
 
-    _gauges: list[tuple[Gauge, Callable[[HubStats], float]]] | None = None
+    _gauges: list[tuple[Gauge, Callable[[Hub, HubStats], float]]] | None = None
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
@@ -166,15 +167,15 @@ class _Sampler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._write(HubStats(clients=0, channels={}, backlog=0, pushing_back=0))
+        for gauge, _ in self._gauges or ():
+            gauge.set(0)  # stopped: nothing held, nothing ready
 
     def _sample(self) -> None:
-        self._write(self._hub.stats())
-        self._timer = asyncio.get_running_loop().call_later(SAMPLE_INTERVAL, self._sample)
-
-    def _write(self, stats: HubStats) -> None:
+        hub = self._hub
+        stats = hub.stats()
         for gauge, read in self._gauges or ():
-            gauge.set(read(stats))
+            gauge.set(read(hub, stats))
+        self._timer = asyncio.get_running_loop().call_later(SAMPLE_INTERVAL, self._sample)
 
 
 class PrometheusHubMetrics:
