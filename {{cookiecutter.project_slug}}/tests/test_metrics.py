@@ -7,13 +7,18 @@ every app these tests build: each test compares figures before and after.
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
+import httpx2
+import pytest
 from fastapi.testclient import TestClient
 
+import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.settings import Settings
 
+from .processes import child, until
 from .scrape import Key, label_values, samples, value
 
 
@@ -94,3 +99,37 @@ def test_trusted_hosts_applies_to_metrics() -> None:
     with TestClient(create_app(settings)) as client:
         assert client.get("/metrics", headers={"Host": "evil.example"}).status_code == 400
         assert client.get("/metrics", headers={"Host": "rt.example.com"}).status_code == 200
+
+
+@pytest.mark.anyio
+async def test_two_workers_count_every_request_between_them(tmp_path: Path) -> None:
+    chosen = tmp_path / "metrics"  # chosen here to see which workers wrote counts
+    chosen.mkdir()
+    environment = {"WORKERS": "2", "HOST": "127.0.0.1", "PORT": "0"}
+    async with child(
+        tmp_path, "-m", package.__name__, PROMETHEUS_MULTIPROC_DIR=str(chosen), **environment
+    ) as service:
+        await service.wait_listening()
+        await service.wait_for("Application startup complete", count=2)
+        base = f"http://127.0.0.1:{service.port}"
+        requests = 0
+        # A new connection each: the kernel spreads them over both workers' accepts.
+        while len(counted_health(chosen)) < 2:
+            assert requests < 200, "every request reached the same worker"
+            async with httpx2.AsyncClient() as http:
+                assert (await http.get(f"{base}/health")).status_code == 200
+            requests += 1
+
+        async def counted() -> bool:
+            async with httpx2.AsyncClient() as http:
+                figures = samples((await http.get(f"{base}/metrics")).text)
+            health = {"method": "GET", "route": "/health", "status": "200"}
+            return value(figures, "http_requests_total", **health) == requests
+
+        await until(counted)
+        assert await service.stop() == 0
+
+
+def counted_health(directory: Path) -> list[Path]:
+    """The workers' counter files that hold a count of GET /health (the label is in the file)."""
+    return [path for path in directory.glob("counter_*.db") if b'"/health"' in path.read_bytes()]
