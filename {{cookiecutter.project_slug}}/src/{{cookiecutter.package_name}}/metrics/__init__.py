@@ -7,4 +7,4 @@ registry, so that whatever another module registers there is served too.
 from __future__ import annotations
 
 # Every metric's name starts with the package's: `<package>_websocket_connections`.
-PREFIX = __package__.partition(".")[0] if __package__ else "service"
+PREFIX = __name__.partition(".")[0]
