@@ -109,27 +109,44 @@ async def test_two_workers_count_every_request_between_them(tmp_path: Path) -> N
     async with child(
         tmp_path, "-m", package.__name__, PROMETHEUS_MULTIPROC_DIR=str(chosen), **environment
     ) as service:
-        await service.wait_listening()
-        await service.wait_for("Application startup complete", count=2)
-        base = f"http://127.0.0.1:{service.port}"
-        requests = 0
-        # A new connection each: the kernel spreads them over both workers' accepts.
-        while len(counted_health(chosen)) < 2:
-            assert requests < 200, "every request reached the same worker"
-            async with httpx2.AsyncClient() as http:
-                assert (await http.get(f"{base}/health")).status_code == 200
-            requests += 1
+        try:
+            await service.wait_listening()
+            await service.wait_for("Application startup complete", count=2)
+            base = f"http://127.0.0.1:{service.port}"
+            requests = 0
+            # A new connection each: the kernel spreads them over both workers' accepts.
+            while len(counted_health(chosen)) < 2:
+                assert requests < 200, "every request reached the same worker"
+                async with httpx2.AsyncClient() as http:
+                    assert (await http.get(f"{base}/health")).status_code == 200
+                requests += 1
 
-        async def counted() -> bool:
-            async with httpx2.AsyncClient() as http:
-                figures = samples((await http.get(f"{base}/metrics")).text)
-            health = {"method": "GET", "route": "/health", "status": "200"}
-            return value(figures, "http_requests_total", **health) == requests
+            async def counted() -> bool:
+                async with httpx2.AsyncClient() as http:
+                    figures = samples((await http.get(f"{base}/metrics")).text)
+                health = {"method": "GET", "route": "/health", "status": "200"}
+                return value(figures, "http_requests_total", **health) == requests
 
-        await until(counted)
-        assert await service.stop() == 0
+            await until(counted)
+        finally:
+            # SIGTERM: the parent stops its workers (a SIGKILL would leave them running).
+            status = await service.stop()
+    assert status == 0
 
 
 def counted_health(directory: Path) -> list[Path]:
     """The workers' counter files that hold a count of GET /health (the label is in the file)."""
     return [path for path in directory.glob("counter_*.db") if b'"/health"' in path.read_bytes()]
+
+
+@pytest.mark.anyio
+async def test_a_prometheus_multiproc_dir_that_is_no_directory_stops_python_m_in_one_line(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing"
+    async with child(
+        tmp_path, "-m", package.__name__, PROMETHEUS_MULTIPROC_DIR=str(missing), WORKERS="2"
+    ) as service:
+        assert await service.wait_exit() == 1
+    expected = f"error: PROMETHEUS_MULTIPROC_DIR: {str(missing)!r} is not a directory"
+    assert service.lines == [expected]

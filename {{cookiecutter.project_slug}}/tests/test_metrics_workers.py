@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx2
@@ -29,9 +30,17 @@ pytestmark = pytest.mark.anyio
 MAX_CLIENTS = 60
 
 
-def two_workers(cwd: Path, **variables: str) -> contextlib.AbstractAsyncContextManager[Child]:
-    """`python -m <package>` with two workers on a free port."""
-    return child(cwd, "-m", package.__name__, WORKERS="2", HOST="127.0.0.1", PORT="0", **variables)
+@contextlib.asynccontextmanager
+async def two_workers(cwd: Path, **variables: str) -> AsyncIterator[Child]:
+    """`python -m <package>` with two workers on a free port, stopped with SIGTERM after the
+    block (a SIGKILL would stop the parent alone and leave its workers running)."""
+    arguments = {"WORKERS": "2", "HOST": "127.0.0.1", "PORT": "0", **variables}
+    async with child(cwd, "-m", package.__name__, **arguments) as service:
+        try:
+            yield service
+        finally:
+            if service.running:
+                await service.stop()
 
 
 async def started(service: Child) -> None:
@@ -109,13 +118,19 @@ async def test_a_killed_worker_stops_counting_and_a_chosen_directory_is_kept(
             await until(lambda: connections_are(total))
             pids = {int(path.stem.rpartition("_")[2]) for path in chosen.glob("gauge_live*.db")}
             assert len(pids) == 2
-            os.kill(pids.pop(), signal.SIGKILL)
+            victim = pids.pop()
+            os.kill(victim, signal.SIGKILL)
             # Its clients lose their connection: the survivors are the other worker's.
             lost = await first_lost([group[0] for group in workers.values()])
             [survivors] = [group for group in workers.values() if group[0] is not lost]
             await until(lambda: connections_are(len(survivors)))
+            assert list(chosen.glob(f"gauge_live*_{victim}.db")) == []
         assert await service.stop() == 0
     assert chosen.is_dir(), "a directory the user chose is theirs"
+{%- if cookiecutter.use_lifespan %}
+    # Workers that stop cleanly take their gauges with them (their hubs stop in the lifespan).
+    assert list(chosen.glob("gauge_live*.db")) == []
+{%- endif %}
 
 
 async def first_lost(clients: list[ClientConnection]) -> ClientConnection:

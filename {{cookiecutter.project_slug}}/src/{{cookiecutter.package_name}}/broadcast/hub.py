@@ -82,6 +82,8 @@ class HubMetrics(Protocol):
 
     Called on cold paths, except `fanned_out`: once per message and channel
     fanned out, with how many frames went to clients, never once per frame.
+    `started` comes when the hub starts or takes its first client, whichever
+    is first, and may come twice; `stopped` once it has stopped.
     """
 
     def started(self) -> None: ...
@@ -221,7 +223,7 @@ class Hub:
         if started:
             await self._backend.stop()
         self._state = "stopped"
-        if started and self.metrics is not None:
+        if self.metrics is not None:
             self.metrics.stopped()
 
     async def wait_empty(self) -> None:
@@ -264,6 +266,10 @@ class Hub:
         )
         self._clients.add(client)
         self._empty.clear()
+        if self.metrics is not None and self._state == "new":
+            # Without a lifespan the hub starts on first use, which a client
+            # that only connects is not: its metrics start with it anyway.
+            self.metrics.started()
         return client
 
     async def disconnect(self, client: Client) -> None:

@@ -41,7 +41,6 @@ def add_metrics(app: FastAPI, *collectors: Collector) -> None:
     """
     app.add_middleware(HttpMetrics)
     if multiprocess.enabled():
-        multiprocess.forget_at_exit()
         _route(app, _every_worker)
         return
     source = _Process(collectors)

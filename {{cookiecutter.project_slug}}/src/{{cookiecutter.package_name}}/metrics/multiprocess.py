@@ -10,7 +10,6 @@ https://prometheus.github.io/client_python/multiprocess/
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
@@ -60,9 +59,14 @@ def shared_directory(workers: int) -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def forget_at_exit() -> None:
-    """Remove this process's live gauges from the directory when it exits cleanly."""
-    atexit.register(multiprocess.mark_process_dead, os.getpid())
+def forget_this_process() -> None:
+    """Remove this process's live gauges from the directory: it is stopping.
+
+    Called as the hub stops, not at exit: a uvicorn worker ends by raising
+    the SIGTERM it caught again once it has shut down, so `atexit` never runs.
+    """
+    # prometheus-client leaves this function unannotated.
+    multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def forget_dead() -> None:

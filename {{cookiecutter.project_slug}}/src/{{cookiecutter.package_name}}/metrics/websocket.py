@@ -167,8 +167,7 @@ class _Sampler:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for gauge, _ in self._gauges or ():
-            gauge.set(0)  # stopped: nothing held, nothing ready
+        multiprocess.forget_this_process()
 
     def _sample(self) -> None:
         hub = self._hub

@@ -12,12 +12,12 @@ import logging
 import uuid
 from typing import Any
 
+from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from ..broadcast.envelope import draft, json_text
 from ..broadcast.redis_history import RedisHistory
-from ..metrics.websocket import MESSAGES_PUBLISHED
 from ..settings import Settings
 from .queue import JobState
 
@@ -51,7 +51,7 @@ class JobProgress:
         self._origin = uuid.uuid4().hex[:12]
         # Counted in this process: on GET /metrics when it shares the web
         # service's PROMETHEUS_MULTIPROC_DIR (README "Metrics").
-        self._published = MESSAGES_PUBLISHED.labels("job") if settings.metrics_enabled else None
+        self._published = _job_publishes() if settings.metrics_enabled else None
 
     async def publish(self, job_id: str, state: JobState | str, **fields: Any) -> bool:
         """Best effort: a Redis error is logged and returns False; the job goes on."""
@@ -65,3 +65,13 @@ class JobProgress:
         if self._published is not None:
             self._published.inc()
         return True
+
+
+def _job_publishes() -> Counter:
+    """The count of messages published by jobs (metrics/websocket.py)."""
+    # Imported here, when the worker counts: importing defines the metrics,
+    # which in multiprocess mode opens files in PROMETHEUS_MULTIPROC_DIR, and
+    # `python -m` imports this module before it checks that directory.
+    from ..metrics.websocket import MESSAGES_PUBLISHED
+
+    return MESSAGES_PUBLISHED.labels("job")
