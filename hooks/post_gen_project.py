@@ -96,6 +96,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/worker_jobs.py",
         "tests/workers.py",
         "tests/test_task_queue.py",
+        "tests/test_job_metrics.py",
         "tests/test_queued_notifications.py",
         # Kept only with websockets too: progress is published to channels.
         "src/{package}/tasks/progress.py",
