@@ -49,6 +49,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/browser.py",
         "tests/live.py",
         "tests/test_broadcast.py",
+        "tests/test_broadcast_tracing.py",
         "tests/test_browser_client.py",
         "tests/test_demo.py",
         "tests/test_http_auth.py",
