@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from {{ cookiecutter.package_name }}.tasks.exporter import exporting
 from {{ cookiecutter.package_name }}.tasks.queue import enqueue
 
 from .processes import child, exchange, until
-from .workers import worker, worker_environment
+from .workers import TAKEN_BACK_WITHIN, worker, worker_environment
 
 pytest_plugins = ["tests.redis_server"]
 
@@ -112,6 +113,35 @@ async def test_a_worker_serves_its_job_counts_running_jobs_and_durations(
     }
     # In seconds: the gated job ran at least as long as the test held its gate shut.
     assert seen[(f"{PREFIX}_job_duration_seconds_sum", "gated")] >= held
+
+
+@pytest.mark.anyio
+@pytest.mark.workers
+async def test_the_worker_that_takes_a_lost_job_back_counts_its_attempt_retried(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    seen: Samples = {}
+
+    async def scraped(**expected: float) -> bool:
+        seen.update(await scrape(port))
+        found = counts(seen, "effect")
+        return all(found.get(name) == value for name, value in expected.items())
+
+    async with worker(queue_settings, tmp_path, HANG="1") as victim:
+        await enqueue(queue, queue_settings, "effect", owner=None, name="lost")
+        await victim.wait_for("had its effect, now hangs")
+        async with worker(queue_settings, tmp_path, WORKER_METRICS_PORT=str(port)):
+            victim.send(signal.SIGKILL)
+            # Its own worker died mid-attempt: the rescuer counts that attempt, then runs another.
+            await until(lambda: scraped(jobs_succeeded_total=1), within=TAKEN_BACK_WITHIN + 10)
+    assert counts(seen, "effect") == {
+        "jobs_started_total": 1,
+        "jobs_retried_total": 1,
+        "jobs_succeeded_total": 1,
+        "jobs_running": 0,
+        "job_duration_seconds_count": 1,
+    }
 
 
 def test_the_exporter_is_off_at_port_0_or_with_metrics_disabled(settings: Settings) -> None:
