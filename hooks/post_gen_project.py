@@ -50,6 +50,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/browser.py",
         "tests/live.py",
         "tests/test_broadcast.py",
+        "tests/test_broadcast_tracing.py",
         "tests/test_browser_client.py",
         "tests/test_demo.py",
         "tests/test_http_auth.py",
@@ -101,6 +102,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/worker_jobs.py",
         "tests/workers.py",
         "tests/test_task_queue.py",
+        "tests/test_job_metrics.py",
         "tests/test_queued_notifications.py",
         # Kept only with websockets too: progress is published to channels.
         "src/{package}/tasks/progress.py",

@@ -77,7 +77,9 @@ class TaskQueue:
         """Start one worker process (it takes jobs once `wait_taking` says so)."""
         name = f"jobs-worker-{len(self.workers) + 1}-{procs.free_port()}"  # unique log name
         argv = [self.space.python, str(WORKER), package_of(self.src)]
-        env = service_environment(self.src, self.values)
+        # Each worker serves its metrics, as deployed: on a port of its own (9101 by default).
+        values = {**self.values, "WORKER_METRICS_PORT": str(procs.free_port())}
+        env = service_environment(self.src, values)
         # In the bake's folder: no .env there, the environment is the whole configuration.
         worker = procs.start(name, argv, env=env, cwd=self.src.parent, log_dir=self.space.logs)
         self.workers.append(worker)

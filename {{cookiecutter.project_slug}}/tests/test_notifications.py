@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 import {{ cookiecutter.package_name }} as package
 from {{ cookiecutter.package_name }}.api import notifications
@@ -54,6 +55,43 @@ def test_a_failing_delivery_is_logged_and_reported_not_lost(
     assert f"send_notification ({job_id}) failed" in caplog.text
     # The service keeps serving.
     assert client.get("/health").status_code == 200
+
+
+def test_each_delivery_counts_in_the_job_metrics_by_its_outcome(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ("started_total", "succeeded_total", "failed_total", "running")
+
+    def metrics() -> dict[str, float | None]:
+        values = {
+            name: REGISTRY.get_sample_value(
+                f"{package.__name__}_jobs_{name}", {"function": "send_notification"}
+            )
+            for name in names
+        }
+        duration = f"{package.__name__}_job_duration_seconds_count"
+        values["durations"] = REGISTRY.get_sample_value(duration, {"function": "send_notification"})
+        return values
+
+    before = metrics()
+    body = {"recipient": "ada@example.com", "message": "hi"}
+    assert client.post("/notifications", json=body).status_code == 202
+
+    async def broken(notification: notifications.Notification) -> None:
+        raise TimeoutError("provider did not answer")
+
+    monkeypatch.setattr(notifications, "deliver_notification", broken)
+    assert client.post("/notifications", json=body).status_code == 202
+    # TestClient returns once the background task has run too.
+    after = metrics()
+    grown = {name: (after[name] or 0) - (before[name] or 0) for name in after}
+    assert grown == {
+        "started_total": 2,
+        "succeeded_total": 1,
+        "failed_total": 1,
+        "running": 0,
+        "durations": 2,
+    }
 
 
 @pytest.mark.parametrize(

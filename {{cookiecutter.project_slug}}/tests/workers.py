@@ -36,6 +36,8 @@ def worker_environment(settings: Settings, ledger: Path, **variables: str) -> di
         "JOB_RETRY_MAX_DELAY": str(settings.job_retry_max_delay),
         "LEDGER": str(ledger),
         "LOG_LEVEL": "info",
+        # Several run at once: none serves metrics unless its test gives it a port.
+        "WORKER_METRICS_PORT": "0",
         "PYTHONPATH": os.pathsep.join((environment()["PYTHONPATH"], str(PROJECT))),
         **variables,
     }

@@ -42,6 +42,7 @@ from .settings import LogLevel, Settings, get_settings
 {%- if cookiecutter.use_task_queue %}
 from .tasks import worker
 from .tasks.context import JobFunction
+from .tasks.exporter import exporting
 from .tasks.jobs import FUNCTIONS
 {%- endif %}
 
@@ -131,7 +132,8 @@ def work(functions: Iterable[JobFunction] = FUNCTIONS) -> int:
     # SAQ's own lines too (a swept job, a job's traceback), on the same handler.
     config["loggers"]["saq"] = config["loggers"][__package__]
     logging.config.dictConfig(config)
-    asyncio.run(worker.run(settings, functions))
+    with exporting(settings):
+        asyncio.run(worker.run(settings, functions))
     return 0
 
 

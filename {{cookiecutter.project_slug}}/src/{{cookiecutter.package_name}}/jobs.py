@@ -3,7 +3,8 @@
 FastAPI's `BackgroundTasks` runs a job once the response is sent, inside the
 request's own task. `JobRunner.run` wraps each job so that a failure is
 logged with the job's name and id instead of vanishing, its outcome can be
-looked up by id, and shutdown can wait for jobs still running.
+looked up by id, and shutdown can wait for jobs still running. Each run
+counts in the job metrics (metrics/jobs.py) under the job's name.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Literal
+
+from .metrics import jobs as metrics
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +59,11 @@ class JobRunner:
         self._idle.clear()
         self._record(job_id, "running")
         try:
-            await job()
+            with metrics.attempt(name):
+                await job()
         except asyncio.CancelledError:
             self._record(job_id, "cancelled")
+            metrics.ended(name, "failed")  # for good: nothing runs it again
             logger.warning("job %s (%s) cancelled before it finished", name, job_id)
             # The task is the request's, its response long sent: uvicorn cancels it
             # when shutdown outlasts its graceful timeout, and would log a cancellation
@@ -69,9 +74,11 @@ class JobRunner:
                 task.uncancel()
         except Exception:
             self._record(job_id, "failed")
+            metrics.ended(name, "failed")
             logger.exception("job %s (%s) failed", name, job_id)
         else:
             self._record(job_id, "succeeded")
+            metrics.ended(name, "succeeded")
         finally:
             self._running -= 1
             if self._running == 0:

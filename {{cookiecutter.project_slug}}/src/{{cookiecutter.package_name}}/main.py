@@ -6,9 +6,10 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from opentelemetry.trace import TracerProvider
 from starlette.exceptions import HTTPException
 
-from . import __version__
+from . import __version__, tracing
 {%- if cookiecutter.use_websockets %}
 from .api import browser_client, demo, history, messages, ws
 {%- endif %}
@@ -35,6 +36,9 @@ from .broadcast.memory import memory_backend
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
 {%- endif %}
+{%- if cookiecutter.use_websockets %}
+from .broadcast.traced import traced
+{%- endif %}
 from .errors import EVERY_ROUTE, http_error
 from .handshake import not_found
 from .head import HeadAsGet
@@ -60,8 +64,14 @@ from .settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application; nothing opens until the server starts it."""
+def create_app(
+    settings: Settings | None = None, *, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    """Build the application; nothing opens until the server starts it.
+
+    Traces go to `tracer_provider` when given, else where the OTEL_* variables
+    say, else nowhere, at no cost (tracing.py).
+    """
     settings = settings or get_settings()
     # Under `uvicorn <package>.main:app` nothing else gives this package's loggers a handler.
     configure_logging(settings.log_level)
@@ -75,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every route: 413 once the declared length or the bytes read pass it.
         max_body_size=settings.max_body_size,
         responses=EVERY_ROUTE,
+        telemetry=tracing.telemetry(tracer_provider),
 {%- if cookiecutter.use_lifespan %}
         lifespan=lifespan,
 {%- endif %}
@@ -96,11 +107,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Built here, not in a lifespan, so it also serves without one: it starts
     # its backend on first use.
     app.state.hub = Hub(
+        traced(
 {%- if cookiecutter.use_redis %}
-        broadcast_backend(settings),
+            broadcast_backend(settings),
 {%- else %}
-        memory_backend(settings),
+            memory_backend(settings),
 {%- endif %}
+            tracing.tracer(tracer_provider),
+        ),
         queue_size=settings.ws_queue_size,
         send_timeout=settings.ws_send_timeout,
         max_connections=settings.ws_max_connections,

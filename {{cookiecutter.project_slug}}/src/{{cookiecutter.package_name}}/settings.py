@@ -166,7 +166,8 @@ class Settings(BaseSettings):
     auth_leeway: float = Field(default=0.0, ge=0, le=MAX_LEEWAY)
     # /docs, /redoc and /openapi.json; unset: on in development, off in production.
     docs_enabled: bool | None = None
-    # GET /metrics and the measuring behind it; off: neither, at no cost.
+    # Prometheus metrics: GET /metrics and the measuring behind it{% if cookiecutter.use_task_queue %},
+    # and each worker's exporter{% endif %}; off: none of it, at no cost.
     metrics_enabled: bool = True
 {%- if cookiecutter.use_lifespan %}
     # Outbound HTTP: the shared client's timeout, and the upstream URLs that
@@ -256,6 +257,8 @@ class Settings(BaseSettings):
     # When the periodic example job runs: cron syntax, UTC (minute hour day
     # month weekday), a sixth field for seconds ("* * * * * */10": every ten seconds).
     queue_report_cron: str = "* * * * *"
+    # Where each worker serves its metrics (on HOST, like the web service); 0: nowhere.
+    worker_metrics_port: int = Field(default=9101, ge=0, le=65535)
 {%- endif %}
 {%- if cookiecutter.use_redis and cookiecutter.use_websockets %}
     # After losing Redis, the broadcast listener retries after 0.1 s, then

@@ -42,6 +42,8 @@ from saq import Job, Status
 from saq.queue.redis import RedisQueue
 from saq.utils import now
 
+from ..metrics import jobs as metrics
+
 logger = logging.getLogger(__name__)
 
 # Marks the job active (writes its data, ARGV[1]) and moves it from the head
@@ -195,6 +197,8 @@ class Queue(RedisQueue):
         args = [data, self.serialize(job), when, max(job.ttl, 1)]
         if not await self._take_back_script(keys=keys, args=args):
             return False  # its worker touched it since: alive after all
+        # Its own worker, gone, never counted the attempt's end.
+        metrics.ended(job.function, "retried" if retry else "failed")
         logger.warning(
             "job %s %s: attempt %d lost (its worker stopped sending heartbeats); %s",
             job.function,

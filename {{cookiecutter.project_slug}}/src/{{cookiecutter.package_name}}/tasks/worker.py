@@ -37,6 +37,7 @@ from saq import CronJob, Job, Status, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import TimersDict, WorkerInfo
 
+from ..metrics import jobs as metrics
 from ..redis_client import create_redis
 from ..settings import Settings
 from .context import JobContext, JobFunction
@@ -97,6 +98,18 @@ async def _beat(job: Job, interval: float) -> None:
             await job.update()
         except RedisError as exc:
             logger.warning("job %s: heartbeat failed: %s", job.key, exc)
+
+
+def measured(function: JobFunction) -> JobFunction:
+    """`function`, counted in the job metrics (metrics/jobs.py) while it runs, under
+    its job's function name; the outcome is counted by `Lifecycle.after_process`."""
+
+    @functools.wraps(function)
+    async def run(ctx: JobContext, **kwargs: Any) -> Any:
+        with metrics.attempt(ctx["job"].function):
+            return await function(ctx, **kwargs)
+
+    return run
 
 
 class GracefulWorker(Worker[JobContext]):
@@ -189,8 +202,10 @@ class Lifecycle:
         name, key, attempt = job.function, job.key, job.attempts
         error = view(job).error if job.error else None
         if job.status == Status.COMPLETE:
+            metrics.ended(name, "succeeded")
             logger.info("job %s %s: attempt %d succeeded", name, key, attempt)
         elif job.status == Status.QUEUED:
+            metrics.ended(name, "retried")
             logger.warning(
                 "job %s %s: attempt %d of %d failed (%s); it will run again",
                 name,
@@ -200,6 +215,7 @@ class Lifecycle:
                 error,
             )
         else:
+            metrics.ended(name, "failed")
             logger.error(
                 "job %s %s: attempt %d of %d failed (%s); no attempts left",
                 name,
@@ -226,10 +242,10 @@ def create_worker(
 ) -> Worker[JobContext]:
     """A worker for `queue` running `functions` (and the periodic report), not started."""
     interval = settings.job_heartbeat_timeout / BEATS_PER_TIMEOUT
-    beating = {with_heartbeat(function, interval) for function in functions}
+    beating = {with_heartbeat(measured(function), interval) for function in functions}
     options = job_options(settings)
     periodic = CronJob(
-        with_heartbeat(report_queue, interval),
+        with_heartbeat(measured(report_queue), interval),
         cron=settings.queue_report_cron,
         timeout=options["timeout"],
         heartbeat=options["heartbeat"],
