@@ -121,3 +121,23 @@ async def exchange(port: int, request: bytes) -> bytes:
             return await reader.read()
     finally:
         writer.close()
+
+
+async def workers_serving(service: Child, workers: int) -> None:
+    """Return once `service`, started with WORKERS=`workers`, answers HTTP.
+
+    uvicorn's parent logs its address before any worker listens, and each
+    worker starts listening only after its startup: neither line says "serving".
+    The probe asks for a path no route serves, so no route's count moves.
+    """
+    await service.wait_listening()
+    await service.wait_for("Application startup complete", count=workers)
+
+    async def answers() -> bool:
+        try:
+            reply = await exchange(service.port, b"GET /probe HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        except ConnectionRefusedError:
+            return False
+        return reply.startswith(b"HTTP/1.1 ")
+
+    await until(answers)

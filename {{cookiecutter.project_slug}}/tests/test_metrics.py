@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .processes import child, until
+from .processes import child, until, workers_serving
 from .scrape import Key, label_values, samples, value
 
 
@@ -110,8 +110,7 @@ async def test_two_workers_count_every_request_between_them(tmp_path: Path) -> N
         tmp_path, "-m", package.__name__, PROMETHEUS_MULTIPROC_DIR=str(chosen), **environment
     ) as service:
         try:
-            await service.wait_listening()
-            await service.wait_for("Application startup complete", count=2)
+            await workers_serving(service, 2)
             base = f"http://127.0.0.1:{service.port}"
             requests = 0
             # A new connection each: the kernel spreads them over both workers' accepts.

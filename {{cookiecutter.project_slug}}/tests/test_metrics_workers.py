@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 import {{ cookiecutter.package_name }} as package
 
 from .live import connected, published, subscribed
-from .processes import Child, child, until
+from .processes import Child, child, until, workers_serving
 from .scrape import samples, value
 
 pytestmark = pytest.mark.anyio
@@ -41,11 +41,6 @@ async def two_workers(cwd: Path, **variables: str) -> AsyncIterator[Child]:
         finally:
             if service.running:
                 await service.stop()
-
-
-async def started(service: Child) -> None:
-    await service.wait_listening()
-    await service.wait_for("Application startup complete", count=2)
 
 
 async def figure(service: Child, name: str, **labels: str) -> float:
@@ -74,7 +69,7 @@ async def test_two_workers_report_every_connection_and_sum_their_counters(tmp_pa
     temporary = tmp_path / "tmp"
     temporary.mkdir()
     async with two_workers(tmp_path, TMPDIR=str(temporary)) as service:
-        await started(service)
+        await workers_serving(service, 2)
         # The directory the service made for its workers, and only one.
         [directory] = list(temporary.glob(f"{package.__name__}-metrics-*"))
         async with contextlib.AsyncExitStack() as stack:
@@ -107,7 +102,7 @@ async def test_a_killed_worker_stops_counting_and_a_chosen_directory_is_kept(
     chosen = tmp_path / "metrics"
     chosen.mkdir()
     async with two_workers(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(chosen)) as service:
-        await started(service)
+        await workers_serving(service, 2)
         async with contextlib.AsyncExitStack() as stack:
             workers = await on_both_workers(service, stack, least=4)
             total = sum(len(group) for group in workers.values())
