@@ -40,6 +40,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/broadcast",
         "src/{package}/realtime",
         "src/{package}/metrics/websocket.py",
+        "src/{package}/metrics/broadcast.py",
         "src/{package}/api/browser_client.py",
         "src/{package}/api/demo.py",
         "src/{package}/api/history.py",

@@ -44,7 +44,8 @@ async def scrape(port: int) -> Samples:
         (sample.name, sample.labels["function"]): sample.value
         for family in text_string_to_metric_families(body.decode())
         for sample in family.samples
-        if family.name.startswith(PREFIX) and "le" not in sample.labels
+        # The job metrics: a worker also counts, say, the job states it publishes.
+        if family.name.startswith(f"{PREFIX}_job") and "le" not in sample.labels
     }
 
 

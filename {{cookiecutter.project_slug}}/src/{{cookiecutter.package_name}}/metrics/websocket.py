@@ -26,15 +26,11 @@ from ..broadcast.envelope import published_at
 from ..broadcast.hub import Hub, HubStats, Via
 from ..realtime import protocol
 from . import PREFIX, multiprocess
+from .broadcast import MESSAGES_PUBLISHED
 
 # Seconds between two samples of a worker's gauges in multiprocess mode.
 SAMPLE_INTERVAL = 1.0
 
-MESSAGES_PUBLISHED = Counter(
-    f"{PREFIX}_messages_published",
-    "Messages published by this service, by how: websocket, http, job.",
-    ["via"],
-)
 FRAMES_DELIVERED = Counter(
     f"{PREFIX}_frames_delivered",
     "Message frames the fan-out handed to WebSocket clients (sent or queued for them).",

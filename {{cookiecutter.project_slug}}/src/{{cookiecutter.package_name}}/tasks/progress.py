@@ -68,10 +68,10 @@ class JobProgress:
 
 
 def _job_publishes() -> Counter:
-    """The count of messages published by jobs (metrics/websocket.py)."""
+    """The count of messages published by jobs (metrics/broadcast.py)."""
     # Imported here, when the worker counts: importing defines the metrics,
     # which in multiprocess mode opens files in PROMETHEUS_MULTIPROC_DIR, and
     # `python -m` imports this module before it checks that directory.
-    from ..metrics.websocket import MESSAGES_PUBLISHED
+    from ..metrics.broadcast import MESSAGES_PUBLISHED
 
     return MESSAGES_PUBLISHED.labels("job")
