@@ -14,6 +14,9 @@ from {{ cookiecutter.package_name }}.tasks.progress import job_channel
 from {{ cookiecutter.package_name }}.tasks.queue import enqueue
 
 from .live import joined, receive, serve
+from .processes import exchange, until
+from .scrape import samples, value
+from .test_job_metrics import free_port
 from .workers import worker
 
 pytest_plugins = ["tests.redis_server"]
@@ -37,3 +40,19 @@ async def test_a_subscriber_sees_a_job_run_fail_retry_and_succeed(
     ]
     assert events[1]["error"] == "RuntimeError: boom on attempt 1"
     assert events[3]["result"] == {"attempt": 2}
+
+
+async def test_a_worker_counts_the_job_states_it_publishes(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with worker(queue_settings, tmp_path, WORKER_METRICS_PORT=str(port)):
+        await enqueue(queue, queue_settings, "fail", owner=None, succeed_on=1)
+
+        async def published(count: float) -> bool:
+            reply = await exchange(port, b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            figures = samples(reply.partition(b"\r\n\r\n")[2].decode())
+            return value(figures, "messages_published_total", via="job") == count
+
+        # job.running, then job.succeeded.
+        await until(lambda: published(2))

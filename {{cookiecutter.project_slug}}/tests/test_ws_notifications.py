@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .live import WAIT, joined, receive, serve
+from .scrape import samples, value
 
 pytestmark = pytest.mark.anyio
 
@@ -26,6 +27,7 @@ async def test_watchers_of_the_notifications_channel_see_each_delivery() -> None
         connect(live.ws("/ws")) as watcher,
     ):
         await joined(watcher, "notifications")
+        before = await published_by_jobs(http)
         body = {"recipient": "ada@example.com", "message": "your report is ready"}
         response = await http.post("/notifications", json=body)
         assert response.status_code == 202
@@ -35,6 +37,13 @@ async def test_watchers_of_the_notifications_channel_see_each_delivery() -> None
         assert event["sender"] == "notifications"
         assert event["data"] == {"event": "notification.delivered", "job_id": job_id}
         assert (await http.get(f"/jobs/{job_id}")).json()["state"] == "succeeded"
+        assert await published_by_jobs(http) == before + 1
+
+
+async def published_by_jobs(http: httpx2.AsyncClient) -> float:
+    """What GET /metrics counts of messages published by jobs."""
+    figures = samples((await http.get("/metrics")).text)
+    return value(figures, "messages_published_total", via="job")
 
 
 async def test_fan_out_goes_on_while_a_blocking_provider_sends(
