@@ -84,6 +84,7 @@ LogLevel = Annotated[
     Literal["critical", "error", "warning", "info", "debug", "trace"],
     _choice({"warn": "warning", "fatal": "critical"}),
 ]
+LogFormat = Annotated[Literal["text", "json"], _choice({})]
 Environment = Annotated[
     Literal["development", "production"], _choice({"dev": "development", "prod": "production"})
 ]
@@ -146,6 +147,9 @@ class Settings(BaseSettings):
     # development, any host in production.
     trusted_hosts: HostList | None = None
     log_level: LogLevel = "info"
+    # Log lines as text (uvicorn's format) or one JSON object each (logs.py);
+    # unset: json in production, text in development.
+    log_format: LogFormat | None = None
     # How long shutdown waits for open connections and running work before it
     # cancels them; also passed to uvicorn as its graceful-shutdown timeout.
     shutdown_timeout: float = Field(default=10.0, gt=0, le=MAX_SHUTDOWN)
@@ -305,6 +309,13 @@ class Settings(BaseSettings):
     def docs(self) -> bool:
         """Whether the API docs are served."""
         return _unless_production(self.docs_enabled, self.environment)
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether log lines are JSON objects: LOG_FORMAT, or by default in production."""
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment == "production"
 
     @property
     def hosts(self) -> list[str]:
