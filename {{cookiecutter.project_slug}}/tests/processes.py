@@ -95,11 +95,23 @@ async def until(condition: Callable[[], Awaitable[bool]], within: float = WAIT) 
 
 
 @contextlib.asynccontextmanager
-async def child(
-    cwd: Path, *args: str, stdout: bool = False, **variables: str
+async def child(cwd: Path, *args: str, **variables: str) -> AsyncIterator[Child]:
+    """`python *args` in `cwd` with `environment(**variables)`, killed if still running after."""
+    async with _started(cwd, args, variables, stdout=False) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def child_with_stdout(cwd: Path, *args: str, **variables: str) -> AsyncIterator[Child]:
+    """As `child`, and what it writes to stdout (uvicorn's access log) is read with stderr."""
+    async with _started(cwd, args, variables, stdout=True) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def _started(
+    cwd: Path, args: tuple[str, ...], variables: dict[str, str], *, stdout: bool
 ) -> AsyncIterator[Child]:
-    """`python *args` in `cwd` with `environment(**variables)`, killed if still running after;
-    with `stdout`, what it writes there (uvicorn's access log) is read with stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,

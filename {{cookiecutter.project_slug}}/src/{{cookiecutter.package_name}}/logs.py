@@ -8,11 +8,10 @@ client sent can start a line of its own or drive the terminal; JSON escapes by
 encoding.
 
 `python -m {{ cookiecutter.package_name }}` hands uvicorn `logging_config()`.
-`uvicorn {{ cookiecutter.package_name }}.main:app` configures uvicorn's loggers
-before it imports the app, and `configure_logging()` (called by `create_app`)
-gives their handlers these formatters; `fastapi run` imports the app before
-uvicorn configures anything, so `configure_logging()` puts the formatters in the
-configuration uvicorn is about to apply.
+`uvicorn {{ cookiecutter.package_name }}.main:app` and `fastapi run` configure
+uvicorn's loggers before they import the app, and write nothing before;
+`configure_logging()` (called by `create_app`) then gives their handlers these
+formatters, and this package's loggers the same handlers.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import re
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -199,14 +197,13 @@ def _use_ours(
 
 
 def configure_logging(level: LogLevel, json: bool) -> None:
-    """Apply LOG_FORMAT and LOG_LEVEL where uvicorn configured logging, or is about to.
+    """Apply LOG_FORMAT and LOG_LEVEL to the logging uvicorn configured before the import.
 
-    Under `uvicorn <package>.main:app` (its loggers have handlers, this
-    package's and the root logger none): their handlers get these formatters
-    and this package's loggers the same handlers. Under `fastapi run` (fastapi-cli
-    imported the app and will start uvicorn with its default configuration):
-    that configuration gets them. `python -m`, a team's own configuration, and
-    pytest are left alone; calling it again does nothing.
+    Under `uvicorn <package>.main:app` and `fastapi run` (uvicorn's loggers
+    have handlers, this package's and the root logger none): their handlers
+    get these formatters and this package's loggers the same handlers.
+    `python -m`, a team's own configuration, and pytest are left alone;
+    calling it again does nothing.
     """
     package = logging.getLogger(__package__)
     if package.handlers or logging.getLogger().handlers:
@@ -215,10 +212,6 @@ def configure_logging(level: LogLevel, json: bool) -> None:
     # UvicornWorker, which hands it gunicorn's error log handlers.
     handlers = logging.getLogger("uvicorn").handlers or logging.getLogger("uvicorn.error").handlers
     if not handlers:
-        if "fastapi_cli" in sys.modules:
-            # uvicorn.run's default, applied after this import. On a terminal
-            # fastapi-cli passes its own and uvicorn's lines keep its format.
-            _use_ours(uvicorn.config.LOGGING_CONFIG, level, json, ())
         return
     chosen = formatters(json)
     default = chosen["default"].pop("()")(**chosen["default"])
