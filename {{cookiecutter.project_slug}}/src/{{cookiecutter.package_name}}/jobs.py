@@ -59,7 +59,9 @@ class JobRunner:
             await job()
         except asyncio.CancelledError:
             self._record(job_id, "cancelled")
-            logger.warning("job %s (%s) cancelled before it finished", name, job_id)
+            logger.warning(
+                "job %s (%s) cancelled before it finished", name, job_id, extra={"job_id": job_id}
+            )
             # The task is the request's, its response long sent: uvicorn cancels it
             # when shutdown outlasts its graceful timeout, and would log a cancellation
             # let through as "Exception in ASGI application", a traceback per job.
@@ -69,7 +71,7 @@ class JobRunner:
                 task.uncancel()
         except Exception:
             self._record(job_id, "failed")
-            logger.exception("job %s (%s) failed", name, job_id)
+            logger.exception("job %s (%s) failed", name, job_id, extra={"job_id": job_id})
         else:
             self._record(job_id, "succeeded")
         finally:

@@ -96,7 +96,7 @@ async def _beat(job: Job, interval: float) -> None:
         try:
             await job.update()
         except RedisError as exc:
-            logger.warning("job %s: heartbeat failed: %s", job.key, exc)
+            logger.warning("job %s: heartbeat failed: %s", job.key, exc, extra={"job_id": job.key})
 
 
 class GracefulWorker(Worker[JobContext]):
@@ -189,7 +189,9 @@ class Lifecycle:
         name, key, attempt = job.function, job.key, job.attempts
         error = view(job).error if job.error else None
         if job.status == Status.COMPLETE:
-            logger.info("job %s %s: attempt %d succeeded", name, key, attempt)
+            logger.info(
+                "job %s %s: attempt %d succeeded", name, key, attempt, extra={"job_id": key}
+            )
         elif job.status == Status.QUEUED:
             logger.warning(
                 "job %s %s: attempt %d of %d failed (%s); it will run again",
