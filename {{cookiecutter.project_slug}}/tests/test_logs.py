@@ -6,10 +6,11 @@ through the same requests, and stopped; the tests read what it wrote.
 
 from __future__ import annotations
 
-import importlib.util
+import inspect
 import json
 import logging
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -33,7 +34,8 @@ RAW_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 HOSTILE = "\r\nINFO:     forged\x1b[31m\u2028"
 # What the service must never write, whatever a client sends.
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"
-FASTAPI_CLI = importlib.util.find_spec("fastapi_cli") is not None
+# The project's own, naming the app `fastapi run` serves ([tool.fastapi]).
+PYPROJECT = Path(inspect.getfile(package)).parents[2] / "pyproject.toml"
 
 
 def python(tmp_path: Path, code: str) -> list[str]:
@@ -153,7 +155,8 @@ def command(way: str, port: int) -> list[str]:
     if way == "uvicorn":
         return ["-m", "uvicorn", f"{PACKAGE}.main:app", *where]
     if way == "fastapi run":
-        return ["-m", "fastapi", "run", "--entrypoint", f"{PACKAGE}.main:app", *where]
+        # As users run it: the app is the one pyproject.toml names (see `transcripts`).
+        return ["-m", "fastapi", "run", *where]
     return ["-m", PACKAGE]
 
 
@@ -200,7 +203,7 @@ async def serve(tmp_path: Path, way: str, log_format: str, level: str) -> Transc
     return Transcript(served.lines, responses)
 
 
-WAYS = ["python -m", "uvicorn", *(["fastapi run"] if FASTAPI_CLI else [])]
+WAYS = ["python -m", "uvicorn", "fastapi run"]
 RUNS = [(way, "json", level) for way in WAYS for level in ("info", "warning")] + [
     ("uvicorn", "text", "info"),
     ("python -m", "text", "info"),
@@ -213,6 +216,8 @@ async def transcripts(
 ) -> dict[tuple[str, str, str], Transcript]:
     """Every run of RUNS, each started once for the whole module."""
     folder = tmp_path_factory.mktemp("logs")
+    # The project's pyproject.toml, which `fastapi run` reads, in a folder with no `.env`.
+    shutil.copy(PYPROJECT, folder)
     return {run: await serve(folder, *run) for run in RUNS}
 
 
