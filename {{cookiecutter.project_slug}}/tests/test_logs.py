@@ -31,7 +31,7 @@ PACKAGE = package.__name__
 FIELDS = {"time", "level", "logger", "message"}
 # Control characters no line may carry raw: C0 but tab, DEL, C1, U+2028 and U+2029.
 RAW_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-HOSTILE = "\r\nINFO:     forged\x1b[31m\u2028"
+HOSTILE = "\r\nINFO:     forged\x1b[31m\x7f\u2028"
 # What the service must never write, whatever a client sends.
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXRva2Vu.c2lnbmF0dXJl"
 # The project's own, naming the app `fastapi run` serves ([tool.fastapi]).
@@ -96,7 +96,7 @@ def test_text_lines_escape_every_control_character_a_client_could_send() -> None
         record("refused %s", HOSTILE, channel=HOSTILE)
     )
     assert not RAW_CONTROL.search(line), repr(line)
-    assert line.startswith("WARNING:  refused \\r\\nINFO:     forged\\x1b[31m\\u2028"), line
+    assert line.startswith("WARNING:  refused \\r\\nINFO:     forged\\x1b[31m\\x7f\\u2028"), line
 
 
 def test_a_traceback_in_text_is_indented_below_its_line() -> None:

@@ -140,6 +140,9 @@ class JsonFormatter(_JsonFormatter):
             },
             # uvicorn's coloured copy of its message: terminal escapes, not data.
             reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+            # The default, relied on: json escapes all but printable ASCII, so no
+            # control character (DEL included), C1 or U+2028/U+2029 is written raw.
+            json_ensure_ascii=True,
         )
 
     def add_fields(
