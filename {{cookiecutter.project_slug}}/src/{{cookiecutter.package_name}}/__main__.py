@@ -35,6 +35,9 @@ from redis.exceptions import RedisError
 from .auth.tokens import mint
 from .http_protocol import PROTOCOL
 from .logs import logging_config
+{%- if cookiecutter.use_task_queue %}
+from .redaction import masked
+{%- endif %}
 from .settings import {% if cookiecutter.use_task_queue %}Settings, {% endif %}get_settings
 {%- if cookiecutter.use_task_queue %}
 from .tasks import worker
@@ -132,7 +135,7 @@ def check_worker() -> int:
     try:
         alive = asyncio.run(worker.healthy(settings))
     except (RedisError, OSError) as exc:
-        print(f"unhealthy: Redis did not answer: {exc}", file=sys.stderr)
+        print(f"unhealthy: Redis did not answer: {masked(str(exc))}", file=sys.stderr)
         return 1
     if not alive:
         print("unhealthy: no worker of this host wrote its health signal lately", file=sys.stderr)

@@ -5,7 +5,7 @@
 context a line has (`request_id`, `client_id`, `channel`, `job_id`). In text
 mode every control character a line would carry is escaped, so nothing a
 client sent can start a line of its own or drive the terminal; JSON escapes by
-encoding.
+encoding. In both, a URL's password is written `***` (redaction.py).
 
 `python -m {{ cookiecutter.package_name }}` hands uvicorn `logging_config()`.
 `uvicorn {{ cookiecutter.package_name }}.main:app` and `fastapi run` configure
@@ -21,6 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import uvicorn.config
@@ -28,6 +29,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 from uvicorn.logging import AccessFormatter, DefaultFormatter
 
+from .redaction import masked
 from .request_ids import current_request_id
 from .settings import LogLevel
 
@@ -45,6 +47,9 @@ _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)
     0x2029: "\\u2029",
 }
 _ESCAPES_BUT_NEWLINE = {code: text for code, text in _ESCAPES.items() if code != ord("\n")}
+current_job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
+"""The id of the job whose attempt this code runs (the worker sets it); None outside jobs."""
+
 # Query parameters whose values never reach a log line (uvicorn's access log
 # writes the query string as the client sent it).
 _SECRET_PARAMETER = re.compile(
@@ -72,12 +77,17 @@ def _is_access(record: logging.LogRecord) -> bool:
 
 
 class RequestContext(logging.Filter):
-    """Adds the current request's id to a record, and redacts secrets from an access line."""
+    """Adds the current request's or job's id to a record, and redacts secrets from an
+    access line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = current_request_id.get()
         if request_id is not None and not hasattr(record, "request_id"):
             record.request_id = request_id
+        # Over SAQ's own `job_id` (its namespaced Redis key): the id the API shows.
+        job_id = current_job_id.get()
+        if job_id is not None:
+            record.job_id = job_id
         if _is_access(record):
             client, method, path, version, status = record.args  # type: ignore[misc]
             record.args = (client, method, redact_query(str(path)), version, status)
@@ -92,9 +102,9 @@ class TextFormatter(DefaultFormatter):
         record = copy.copy(record)
         # uvicorn's coloured copy of its own message would take the place of the escaped one.
         record.__dict__.pop("color_message", None)
-        record.msg, record.args = escape(record.getMessage()) + _context(record), None
+        record.msg, record.args = escape(masked(record.getMessage())) + _context(record), None
         if record.exc_info and not record.exc_text:
-            record.exc_text = _indented(self.formatException(record.exc_info))
+            record.exc_text = _indented(masked(self.formatException(record.exc_info)))
         if record.stack_info:
             record.stack_info = _indented(record.stack_info)
         return super().format(record)
@@ -144,6 +154,12 @@ class JsonFormatter(_JsonFormatter):
             # control character (DEL included), C1 or U+2028/U+2029 is written raw.
             json_ensure_ascii=True,
         )
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: masked(value) if isinstance(value, str) else value
+            for key, value in log_data.items()
+        }
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]

@@ -40,6 +40,7 @@ from .api.origins import origin_patterns
 {% endif -%}
 from .auth.keys import public_key
 from .hosts import ANY, LOOPBACK, host_patterns
+from .redaction import masked
 
 
 def _list(value: Any) -> Any:
@@ -438,6 +439,7 @@ def problems(exc: ValidationError) -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         where = f"{name}: " if name else ""
         value = error["input"]
-        given = f" (got {value!r})" if name and not isinstance(value, dict) else ""
+        # A URL's password is no more shown than logged (REDIS_URL's, for one).
+        given = f" (got {masked(repr(value))})" if name and not isinstance(value, dict) else ""
         lines.append(f"error: {where}{message}{given}")
     return lines

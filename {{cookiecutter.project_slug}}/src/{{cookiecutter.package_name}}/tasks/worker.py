@@ -37,6 +37,7 @@ from saq import CronJob, Job, Status, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import TimersDict, WorkerInfo
 
+from ..logs import current_job_id
 from ..redis_client import create_redis
 from ..settings import Settings
 from .context import JobContext, JobFunction
@@ -177,6 +178,9 @@ class Lifecycle:
 
     async def before_process(self, ctx: JobContext) -> None:
         job = ctx["job"]
+        # SAQ runs each attempt in a task of its own, from here to after_process,
+        # and the job in a task started from it: every line of the attempt has it.
+        current_job_id.set(job.key)
         logger.info(
             "job %s %s: attempt %d of %d started", job.function, job.key, job.attempts, job.retries
         )
