@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
@@ -29,6 +29,9 @@ from {{ cookiecutter.package_name }}.tasks.worker import healthy
 
 from .processes import Child, child, until
 from .workers import TAKEN_BACK_WITHIN, first_to_log, ledger, worker, worker_environment
+
+if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
+    from .redis_server import RedisServer
 
 pytest_plugins = ["tests.redis_server"]
 pytestmark = [pytest.mark.anyio, pytest.mark.workers]
@@ -253,6 +256,19 @@ async def test_worker_check_says_whether_a_worker_of_this_host_is_alive(
     assert await check() == 1
     async with worker(queue_settings, tmp_path):
         assert await check() == 0
+
+
+async def test_worker_check_with_a_wrong_redis_password_says_so_without_it(
+    protected_redis_server: RedisServer, tmp_path: Path
+) -> None:
+    wrong = "wrong-password-0123456789abcdef"
+    assert protected_redis_server.password is not None
+    url = protected_redis_server.url.replace(protected_redis_server.password, wrong)
+    command = ("-m", "{{ cookiecutter.package_name }}", "worker", "--check")
+    async with child(tmp_path, *command, REDIS_URL=url) as probe:
+        assert await probe.wait_exit() == 1
+    assert probe.lines[-1].startswith("unhealthy: Redis did not answer: "), probe.lines
+    assert not [line for line in probe.lines if wrong in line]
 
 
 async def test_worker_without_redis_url_exits_with_one_line(tmp_path: Path) -> None:

@@ -343,12 +343,9 @@ class Settings(BaseSettings):
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         try:
-            options = parse_url(url)
-            # The pool checks what parse_url leaves alone (max_connections=-1); it
-            # connects to nothing until used.
-            ConnectionPool.from_url(url)
+            options = _parsed_redis_url(url)
         except ValueError as exc:  # e.g. a database number that is not a number
-            raise ValueError(f"not a Redis URL: {exc}") from None
+            raise ValueError(f"not a Redis URL: {_redis_url_problem(url, exc)}") from None
         for option, value in options.items():  # ?socket_timeout=inf, as REDIS_TIMEOUT
             if isinstance(value, float) and not 0 < value <= MAX_WAIT:
                 raise ValueError(
@@ -408,6 +405,35 @@ class Settings(BaseSettings):
             database = parse_url(self.redis_url).get("db") if self.redis_url else 0
             prefix = f"{PROJECT_SLUG}:{database or 0}"
         return ":".join((prefix, *parts))
+{%- endif %}
+
+
+{%- if cookiecutter.use_redis %}
+
+
+def _parsed_redis_url(url: str) -> dict[str, Any]:
+    """redis-py's options for `url`; ValueError if it is not a Redis URL."""
+    options = dict(parse_url(url))
+    # The pool checks what parse_url leaves alone (max_connections=-1); it
+    # connects to nothing until used.
+    ConnectionPool.from_url(url)
+    return options
+
+
+def _redis_url_problem(url: str, error: ValueError) -> str:
+    """What is wrong with `url` (redis-py's `error`), in words that never quote its password."""
+    shown = masked(url)
+    if shown == url:
+        return str(error)
+    try:
+        _parsed_redis_url(shown)
+    except ValueError as without_password:
+        return str(without_password)
+    # `error` may quote a piece of a password that an unescaped "/" or "@" split.
+    return (
+        "its user and password do not parse"
+        ' (write ":", "/" or "@" in a password as %3A, %2F or %40)'
+    )
 {%- endif %}
 
 
