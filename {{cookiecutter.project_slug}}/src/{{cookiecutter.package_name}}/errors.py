@@ -24,10 +24,9 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
 from .limits import short_validation_errors
-from .request_ids import HEADER, current_request_id
 
 # A route's `responses=`: each status code to its description, body model, headers.
 Responses = dict[int | str, dict[str, Any]]
@@ -120,14 +119,3 @@ async def http_error(request: Request, exc: Exception) -> Response:
         refusal = RequestValidationError([invalid_json(why_not_json(exc.__cause__))])
         return await short_validation_errors(request, refusal)
     return await http_exception_handler(request, exc)
-
-
-async def server_error(request: Request, exc: Exception) -> Response:
-    """500 `Internal Server Error` as text, as Starlette answers it, with the request's id.
-
-    Registered for Exception in `create_app`: Starlette's outermost middleware
-    sends this response past every middleware of the app (request_ids.py's too);
-    the server then logs the traceback.
-    """
-    headers = {HEADER: current} if (current := current_request_id.get()) is not None else None
-    return PlainTextResponse("Internal Server Error", status_code=500, headers=headers)

@@ -35,7 +35,7 @@ from .broadcast.memory import memory_backend
 {%- if cookiecutter.use_websockets and cookiecutter.use_redis %}
 from .broadcast.selection import broadcast_backend
 {%- endif %}
-from .errors import EVERY_ROUTE, http_error, server_error
+from .errors import EVERY_ROUTE, http_error
 from .handshake import not_found
 from .head import HeadAsGet
 from .hosts import ANY, TrustedHosts
@@ -51,7 +51,7 @@ from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
 {%- endif %}
-from .request_ids import RequestIds
+from .request_ids import RequestIdsOutermost
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Under `uvicorn <package>.main:app` nothing else gives this package's loggers a handler.
     configure_logging(settings.log_level, json=settings.json_logs)
     docs = settings.docs
-    app = FastAPI(
+    app = RequestIdsOutermost(
         title=settings.app_name,
         version=__version__,
         docs_url="/docs" if docs else None,
@@ -135,11 +135,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if ANY not in settings.hosts:
         # Added last, so outermost: every request and handshake passes it first.
         app.add_middleware(TrustedHosts, patterns=settings.hosts)
-    # Outermost of all: a refused Host's 400 and its log line carry an id too.
-    app.add_middleware(RequestIds)
     app.add_exception_handler(RequestValidationError, short_validation_errors)
     app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(Exception, server_error)
     return app
 
 
