@@ -88,6 +88,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_redis_broadcast.py",
         "tests/test_redis_history.py",
         "tests/test_redis_service.py",
+        "tests/test_redis_logs.py",
     ),
     "use_task_queue": (
         "src/{package}/tasks",

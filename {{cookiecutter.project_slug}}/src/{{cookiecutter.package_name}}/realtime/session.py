@@ -87,7 +87,13 @@ class Session:
         closing = client.close_requested
         if closing is not None:
             code, reason = closing
-            logger.debug("closing client %s with %d: %s", client.id, code, reason)
+            logger.debug(
+                "closing client %s with %d: %s",
+                client.id,
+                code,
+                reason,
+                extra={"client_id": client.id},
+            )
             await close(self._websocket, code, reason, self._settings.ws_send_timeout)
 
     async def _serve(self) -> None:
@@ -135,7 +141,11 @@ class Session:
                 if not await self._handle(text):
                     return
         except Exception:
-            logger.exception("serving WebSocket client %s failed", self._client.id)
+            logger.exception(
+                "serving WebSocket client %s failed",
+                self._client.id,
+                extra={"client_id": self._client.id},
+            )
             self._client.close(status.WS_1011_INTERNAL_ERROR, "internal error")
 
     async def _handle(self, text: str | None) -> bool:
@@ -302,7 +312,12 @@ class Session:
         return True
 
     def _unavailable(self, command_id: CommandId, exc: BroadcastUnavailable) -> None:
-        logger.debug("client %s: broadcast unavailable: %s", self._client.id, exc)
+        logger.debug(
+            "client %s: broadcast unavailable: %s",
+            self._client.id,
+            exc,
+            extra={"client_id": self._client.id},
+        )
         self._refuse(command_id, protocol.UNAVAILABLE, UNAVAILABLE)
 
     def _refuse(self, command_id: CommandId, code: str, reason: str) -> None:
