@@ -140,7 +140,7 @@ def test_the_image_installs_the_lock_with_a_pinned_uv_dependencies_before_source
     env = env_assignments(build)
     assert (env["UV_COMPILE_BYTECODE"], env["UV_PYTHON_DOWNLOADS"]) == ("1", "0")
     copies = [i for i in build if i.keyword == "COPY" and not i.arguments.startswith("--from=")]
-    syncs = [i for i in build if i.keyword == "RUN" and "uv sync" in i.arguments]
+    syncs = [i for i in build if i.keyword == "RUN" and run_command(i.arguments).startswith("uv sync")]
     # Only the manifest and the lock before the dependencies' layer; the source after it.
     assert [c.arguments for c in copies] == ["pyproject.toml uv.lock* ./", ". ."]
     assert len(syncs) == 2
@@ -422,10 +422,10 @@ def test_the_generated_workflow_runs_the_readme_commands(project: Path, combinat
     if combination.answers["use_task_queue"]:
         local_only.add(f"uv run python -m {package_name(project)} worker")
     assert local_only <= in_readme
-    # CI's installs are the README's `uv sync`, bound to the lock or to the floors.
-    in_ci = {"uv sync" if c.startswith("uv sync ") else c for c in in_ci}
-    assert in_ci == in_readme - local_only
-    assert {"uv sync", "uv run pytest", "uv run mypy"} <= in_ci
+    # CI runs the README's `uv sync` bound to the lock or to the floors, both
+    # named in the README too; `uv lock` is the README's advice for the image.
+    assert in_ci | {"uv sync"} == in_readme - local_only - {"uv lock"}
+    assert {"uv sync --locked", "uv sync --resolution lowest-direct", "uv run pytest", "uv run mypy"} <= in_ci
 
 
 # --- pre-commit -------------------------------------------------------------
