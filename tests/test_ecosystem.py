@@ -131,12 +131,12 @@ def test_the_docker_build_context_holds_what_the_build_needs_and_no_secrets(proj
 def test_the_image_installs_the_lock_with_a_pinned_uv_dependencies_before_source(project: Path) -> None:
     """uv's Docker guidance: its image pinned, uv.lock enforced, dependencies a layer before the source.
 
-    The uv pinned here is the one the generated CI installs: one uv resolves
+    The uv pinned here is the one both workflows install: one uv resolves
     the lock everywhere.
     """
     build, runtime = stages(dockerfile_instructions((project / "Dockerfile").read_text()))
     [uv_image] = [i.arguments for i in build if i.keyword == "COPY" and "astral-sh/uv" in i.arguments]
-    assert uv_image == f"--from=ghcr.io/astral-sh/uv:{_generated_ci_uv_version(project)} /uv /uvx /bin/"
+    assert uv_image == f"--from=ghcr.io/astral-sh/uv:{_ci_uv_version(project)} /uv /uvx /bin/"
     env = env_assignments(build)
     assert (env["UV_COMPILE_BYTECODE"], env["UV_PYTHON_DOWNLOADS"]) == ("1", "0")
     copies = [i for i in build if i.keyword == "COPY" and not i.arguments.startswith("--from=")]
@@ -154,10 +154,12 @@ def test_the_image_installs_the_lock_with_a_pinned_uv_dependencies_before_source
     assert f"--from=build {venv} {venv}" in [i.arguments for i in runtime if i.keyword == "COPY"]
 
 
-def _generated_ci_uv_version(project: Path) -> str:
-    workflow = yaml.safe_load((project / WORKFLOW).read_text())
+def _ci_uv_version(project: Path) -> str:
+    """The one uv version every setup-uv step of both workflows installs."""
+    workflows = [yaml.safe_load(text) for text in _workflow_texts(project).values()]
     [version] = {
         step["with"]["version"]
+        for workflow in workflows
         for job in workflow["jobs"].values()
         for step in job["steps"]
         if step.get("uses", "").startswith("astral-sh/setup-uv@")
