@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.bakery import NO_SCHEMATHESIS_PLUGINS, package_name, run
-from tests.combinations import TEMPLATE, Combination, supported, toggles
+from tests.combinations import TEMPLATE, Combination, default_answers, supported, toggles
 from tests.conftest import selected
 from tests.ecosystem_checks import (
     code_snippets,
@@ -659,6 +659,21 @@ def test_the_template_workflow_matrix_is_the_suites_combination_list(tmp_path: P
     key, _, value = line.partition("=")
     assert key == "matrix"
     assert json.loads(value) == {"include": [{"id": c.id, "python": c.python_version} for c in supported()]}
+
+
+def test_the_template_lowest_job_proves_the_floors_on_the_fullest_bake() -> None:
+    """Every option on: the bake that depends on the most, with .ci/lowest's lowest-direct install."""
+    [step] = [s for s in _template_workflow()["jobs"]["lowest"]["steps"] if ".ci/lowest" in s.get("run", "")]
+    words = shlex.split(step["run"])
+    assert words[:2] == ["bash", ".ci/lowest"]
+    answers = default_answers() | {
+        name: value == "true" for name, value in (word.split("=", 1) for word in words[2:])
+    }
+    assert all(answers[name] is True for name in toggles())
+    script = commands((TEMPLATE / ".ci" / "lowest").read_text().splitlines())
+    assert "uv sync --resolution lowest-direct" in script
+    assert 'export UV_RESOLUTION=lowest-direct UV_PYTHON="$python_version"' in script
+    run(["bash", "-n", TEMPLATE / ".ci" / "lowest"], TEMPLATE)
 
 
 def _collected(arguments: list[str]) -> set[str]:
