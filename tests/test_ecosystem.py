@@ -672,7 +672,7 @@ def test_the_template_lowest_job_proves_the_floors_on_the_fullest_bake() -> None
     assert all(answers[name] is True for name in toggles())
     script = commands((TEMPLATE / ".ci" / "lowest").read_text().splitlines())
     assert "uv sync --resolution lowest-direct" in script
-    assert 'export UV_RESOLUTION=lowest-direct UV_PYTHON="$python_version"' in script
+    assert 'export UV_RESOLUTION=lowest-direct UV_PYTHON="${UV_PYTHON:-$python_version}"' in script
     run(["bash", "-n", TEMPLATE / ".ci" / "lowest"], TEMPLATE)
 
 
