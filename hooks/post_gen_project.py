@@ -94,6 +94,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "tests/test_redis_history.py",
         "tests/test_redis_metrics.py",
         "tests/test_redis_service.py",
+        "tests/test_redis_logs.py",
     ),
     "use_task_queue": (
         "src/{package}/tasks",
@@ -195,8 +196,9 @@ def next_steps(answers: Mapping[str, Any]) -> str:
         [
             f"Created {slug}. Next:",
             f"  cd {slug}",
-            "  uv sync --extra dev && uv run python -m " + answers["package_name"] + "   # set up and run",
-            "  uv run pytest                                   # test",
+            "  uv sync && uv run python -m " + answers["package_name"] + "   # set up and run",
+            "  uv run pytest                                  # test",
+            "Commit the uv.lock that `uv sync` writes: CI and the Docker image install it.",
             "See README.md for the pip way and the settings.",
         ]
     )

@@ -78,6 +78,14 @@ def env_assignments(stage: list[Instruction]) -> dict[str, str]:
     return values
 
 
+def run_command(arguments: str) -> str:
+    """A shell-form RUN's command line, without its leading `--mount=...`-style flags."""
+    words = arguments.split(" ")
+    while words and words[0].startswith("--"):
+        words.pop(0)
+    return " ".join(words).strip()
+
+
 def _glob_to_regex(pattern: str) -> re.Pattern[str]:
     # Docker's .dockerignore globs: `*`, `?` and `[...]` stay within one path
     # segment, `**` crosses any number of them.

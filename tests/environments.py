@@ -2,7 +2,7 @@
 
 The running interpreter's own environment serves its version. For the other
 offered versions the suite makes `.venvs/pyX.Y` with uv from the same lock
-(`uv sync --frozen`), using an interpreter found on this machine; a version
+(`uv sync --locked`), using an interpreter found on this machine; a version
 the machine does not have is reported, never silently replaced.
 
 Each environment also gets mypy's cache of the libraries it holds
@@ -84,7 +84,7 @@ def _sync(version: str) -> None:
         raise RuntimeError("uv is needed to build the per-version environments: pip install uv")
     env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENVS / f"py{version}")}
     subprocess.run(
-        [uv, "sync", "--frozen", "--quiet", "--python", str(interpreter)],
+        [uv, "sync", "--locked", "--quiet", "--python", str(interpreter)],
         cwd=TEMPLATE,
         env=env,
         check=True,

@@ -31,6 +31,7 @@ ALWAYS_PRESENT = (
     ".env.example",
     ".gitignore",
     ".pre-commit-config.yaml",
+    ".github/dependabot.yml",
     ".cookiecutter.json",
     "src/{package}/__init__.py",
     "src/{package}/__main__.py",
@@ -116,6 +117,9 @@ def test_every_config_file_parses(project: Path, combination: Combination) -> No
     assert ("redis" in dependencies) == combination.answers["use_redis"]
     assert ("saq" in dependencies) == combination.answers["use_task_queue"]
     assert ("httpx" in dependencies) == combination.answers["use_lifespan"]
+    # Development tools are a PEP 735 group, which `uv sync` installs by default, not an extra.
+    assert "optional-dependencies" not in pyproject["project"]
+    assert any(tool.startswith("pytest>=") for tool in pyproject["dependency-groups"]["dev"])
     answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
     assert {k: answers[k] for k in combination.answers} == combination.answers
 

@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from tests.bakery import NO_SCHEMATHESIS_PLUGINS, package_name, run
-from tests.combinations import TEMPLATE, Combination, supported, toggles
+from tests.combinations import TEMPLATE, Combination, default_answers, supported, toggles
 from tests.conftest import selected
 from tests.ecosystem_checks import (
     code_snippets,
@@ -34,6 +34,7 @@ from tests.ecosystem_checks import (
     env_assignments,
     exec_form,
     in_build_context,
+    run_command,
     stages,
     validate_with_builtin_schema,
     workflow_run_lines,
@@ -114,7 +115,7 @@ def test_the_dockerfile_builds_in_stages_and_runs_unprivileged_with_a_health_che
 def test_the_docker_build_context_holds_what_the_build_needs_and_no_secrets(project: Path) -> None:
     rules = dockerignore_rules((project / ".dockerignore").read_text())
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    needed = ["pyproject.toml", pyproject["readme"], *pyproject.get("license-files", [])]
+    needed = ["pyproject.toml", "uv.lock", pyproject["readme"], *pyproject.get("license-files", [])]
     needed += [str(p.relative_to(project)) for p in (project / "src").rglob("*") if p.is_file()]
     assert [path for path in needed if not in_build_context(path, rules)] == []
     private = [
@@ -127,14 +128,57 @@ def test_the_docker_build_context_holds_what_the_build_needs_and_no_secrets(proj
     assert [path for path in private if in_build_context(path, rules)] == []
 
 
+def test_the_image_installs_the_lock_with_a_pinned_uv_dependencies_before_source(project: Path) -> None:
+    """uv's Docker guidance: its image pinned, uv.lock enforced, dependencies a layer before the source.
+
+    The uv pinned here is the one both workflows install: one uv resolves
+    the lock everywhere.
+    """
+    build, runtime = stages(dockerfile_instructions((project / "Dockerfile").read_text()))
+    [uv_image] = [i.arguments for i in build if i.keyword == "COPY" and "astral-sh/uv" in i.arguments]
+    assert uv_image == f"--from=ghcr.io/astral-sh/uv:{_ci_uv_version(project)} /uv /uvx /bin/"
+    env = env_assignments(build)
+    assert (env["UV_COMPILE_BYTECODE"], env["UV_PYTHON_DOWNLOADS"]) == ("1", "0")
+    copies = [i for i in build if i.keyword == "COPY" and not i.arguments.startswith("--from=")]
+    syncs = [i for i in build if i.keyword == "RUN" and run_command(i.arguments).startswith("uv sync")]
+    # Only the manifest and the lock before the dependencies' layer; the source after it.
+    assert [c.arguments for c in copies] == ["pyproject.toml uv.lock* ./", ". ."]
+    assert len(syncs) == 2
+    assert [i for i in build if i in copies or i in syncs] == [copies[0], syncs[0], copies[1], syncs[1]]
+    for sync in syncs:
+        assert sync.arguments.startswith("--mount=type=cache,target=/root/.cache/uv ")
+        assert {"--locked", "--no-dev"} <= set(run_command(sync.arguments).split())
+    assert "--no-install-project" in syncs[0].arguments.split()
+    assert "--no-editable" in syncs[1].arguments.split()
+    venv = env["UV_PROJECT_ENVIRONMENT"]
+    assert f"--from=build {venv} {venv}" in [i.arguments for i in runtime if i.keyword == "COPY"]
+
+
+def _ci_uv_version(project: Path) -> str:
+    """The one uv version every setup-uv step of both workflows installs."""
+    workflows = [yaml.safe_load(text) for text in _workflow_texts(project).values()]
+    [version] = {
+        step["with"]["version"]
+        for workflow in workflows
+        for job in workflow["jobs"].values()
+        for step in job["steps"]
+        if step.get("uses", "").startswith("astral-sh/setup-uv@")
+    }
+    assert isinstance(version, str)
+    return version
+
+
 def test_the_image_build_cmd_and_healthcheck_work_when_run_without_docker(
     edge_project: Path, edge: Combination, tmp_path: Path
 ) -> None:
-    """The build stage's install and the runtime stage's CMD and HEALTHCHECK, executed on this machine.
+    """The build stage's RUN lines, then the runtime stage's CMD and HEALTHCHECK, executed on this machine.
 
-    The build context is what .dockerignore lets through; uv stands in for
-    the image's pip (same project, same non-editable install, much faster).
-    HOST stays on loopback here: the Dockerfile's 0.0.0.0 is checked above.
+    The build context is what .dockerignore lets through. Without uv.lock the
+    build stops at its first RUN, saying how to make one; after `uv lock` (as
+    the message says; it may reach PyPI past uv's cache) every RUN passes,
+    into a venv in place of /opt/venv, from this machine's Python in place of
+    the image's. HOST stays on loopback here: the Dockerfile's 0.0.0.0 is
+    checked above.
     """
     rules = dockerignore_rules((edge_project / ".dockerignore").read_text())
     context = tmp_path / "context"
@@ -143,13 +187,36 @@ def test_the_image_build_cmd_and_healthcheck_work_when_run_without_docker(
         if path.is_file() and in_build_context(relative, rules):
             (context / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, context / relative)
+    assert in_build_context("uv.lock", rules)
+    build = stages(dockerfile_instructions((edge_project / "Dockerfile").read_text()))[0]
     venv = tmp_path / "venv"
-    run([python_for(edge.python_version), "-m", "venv", "--without-pip", venv], tmp_path)
-    run(
-        ["uv", "pip", "install", "--quiet", "--python", venv / "bin" / "python", context],
-        tmp_path,
-        env=_clean_env(),
+    build_env = _clean_env(
+        **env_assignments(build)
+        | {"UV_PROJECT_ENVIRONMENT": str(venv), "UV_PYTHON": str(python_for(edge.python_version))}
     )
+    steps = [run_command(i.arguments) for i in build if i.keyword == "RUN"]
+
+    def build_step(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", "-e", "-c", command],
+            cwd=context,
+            env=build_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    refused = build_step(steps[0])
+    assert refused.returncode == 1
+    assert "'uv lock'" in refused.stderr
+    assert refused.stderr.strip().count("\n") == 0, refused.stderr
+    run(["uv", "lock", "--quiet"], context, env=build_env)
+    for step in steps:
+        done = build_step(step)
+        assert done.returncode == 0, f"{step}:\n{done.stdout}{done.stderr}"
+    # Compiled at build time: the runtime user cannot write next to the modules.
+    assert list((venv / "lib").glob(f"python*/site-packages/{package_name(edge_project)}/__pycache__/*.pyc"))
 
     runtime = stages(dockerfile_instructions((edge_project / "Dockerfile").read_text()))[-1]
     [command] = [exec_form(i.arguments) for i in runtime if i.keyword == "CMD"]
@@ -241,8 +308,8 @@ def test_compose_and_ci_set_only_settings_the_app_documents(project: Path) -> No
         if "=" in line and not line.startswith("#")
     }
     services = yaml.safe_load((project / "compose.yaml").read_text())["services"]
-    [job] = yaml.safe_load((project / WORKFLOW).read_text())["jobs"].values()
-    set_by_ci = {name for step in job["steps"] for name in step.get("env", {})}
+    jobs = yaml.safe_load((project / WORKFLOW).read_text())["jobs"].values()
+    set_by_ci = {name for job in jobs for step in job["steps"] for name in step.get("env", {})}
     for name in ("app", "worker"):
         assert set(services.get(name, {}).get("environment", {})) - documented == set()
     assert set_by_ci - documented == set()
@@ -257,16 +324,93 @@ def test_the_generated_workflow_is_a_valid_github_workflow_for_the_chosen_option
     for schema in ("vendor.github-workflows", "custom.github-workflows-require-timeout"):
         status, output = validate_with_builtin_schema(schema, str(project / WORKFLOW))
         assert status == 0, output
-    [job] = yaml.safe_load((project / WORKFLOW).read_text())["jobs"].values()
-    assert job["container"] == f"python:{combination.python_version}-bookworm"
-    installs = " ".join(
-        line for line in workflow_run_lines({"jobs": {"job": job}}) if "apt-get install" in line
-    )
-    assert ("redis-server" in installs) == combination.answers["use_redis"]
-    assert ("chromium" in installs) == combination.answers["use_websockets"]
-    assert ("redis" in job.get("services", {})) == combination.answers["use_redis"]
-    [tests] = [step for step in job["steps"] if step.get("run") == "uv run pytest"]
-    assert ("REDIS_URL" in tests.get("env", {})) == combination.answers["use_redis"]
+    jobs = yaml.safe_load((project / WORKFLOW).read_text())["jobs"]
+    assert set(jobs) == {"check", "lowest"}
+    for job in jobs.values():
+        assert job["container"] == f"python:{combination.python_version}-bookworm"
+        installs = " ".join(
+            line for line in workflow_run_lines({"jobs": {"job": job}}) if "apt-get install" in line
+        )
+        assert ("redis-server" in installs) == combination.answers["use_redis"]
+        assert ("chromium" in installs) == combination.answers["use_websockets"]
+        assert ("redis" in job.get("services", {})) == combination.answers["use_redis"]
+        [tests] = [step for step in job["steps"] if step.get("run") == "uv run pytest"]
+        assert ("REDIS_URL" in tests.get("env", {})) == combination.answers["use_redis"]
+
+
+def test_the_generated_workflow_runs_the_same_checks_on_the_lock_and_on_the_lowest_versions(
+    project: Path,
+) -> None:
+    """`check` installs exactly uv.lock; `lowest` the floors, and keeps them for every later uv command."""
+    jobs = yaml.safe_load((project / WORKFLOW).read_text())["jobs"]
+    syncs = {
+        name: [step["run"] for step in job["steps"] if step.get("run", "").startswith("uv sync")]
+        for name, job in jobs.items()
+    }
+    assert syncs == {"check": ["uv sync --locked"], "lowest": ["uv sync --resolution lowest-direct"]}
+    # A plain `uv run` would re-lock to the newest versions before running.
+    assert jobs["lowest"]["env"] == {"UV_RESOLUTION": "lowest-direct"}
+    assert "env" not in jobs["check"]
+    assert _without_sync(jobs["check"]) == _without_sync(jobs["lowest"])
+
+
+def _without_sync(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for step in job["steps"] if not step.get("run", "").startswith("uv sync")]
+
+
+# --- Pinned actions, locked installs, Dependabot ----------------------------
+
+_PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$")
+
+
+def _workflow_texts(project: Path) -> dict[str, str]:
+    paths = [project / WORKFLOW, *_template_workflows()]
+    return {str(path): path.read_text() for path in paths}
+
+
+def test_every_action_is_pinned_by_commit_with_its_version_and_reads_the_repository_only(
+    project: Path,
+) -> None:
+    """Both workflows, the generated one and the template's: a tag can be moved, a commit cannot."""
+    for path, text in _workflow_texts(project).items():
+        uses = [line.split("uses:", 1)[1].strip() for line in text.splitlines() if "uses:" in line]
+        assert uses != [], path
+        assert [use for use in uses if not _PINNED.match(use)] == [], path
+        assert yaml.safe_load(text)["permissions"] == {"contents": "read"}, path
+        for job in yaml.safe_load(text)["jobs"].values():
+            assert "permissions" not in job, path
+
+
+def test_every_uv_sync_in_ci_installs_the_lock_but_the_lowest_versions_job(project: Path) -> None:
+    synced = [
+        (path, command)
+        for path, text in _workflow_texts(project).items()
+        for command in commands(workflow_run_lines(yaml.safe_load(text)))
+        if command.startswith("uv sync")
+    ]
+    synced += [
+        (name, command)
+        for name in ("run", "lowest")
+        for command in commands((TEMPLATE / ".ci" / name).read_text().splitlines())
+        if command.startswith("uv sync")
+    ]
+    lowest = "uv sync --resolution lowest-direct"
+    floors = {(str(project / WORKFLOW), lowest), ("lowest", lowest)}
+    assert floors <= set(synced)
+    unlocked = [(where, c) for where, c in synced if "--locked" not in c.split()]
+    assert [entry for entry in unlocked if entry not in floors] == []
+
+
+def test_the_dependabot_configs_follow_their_schema_and_cover_every_ecosystem(project: Path) -> None:
+    generated = project / ".github" / "dependabot.yml"
+    template = TEMPLATE / ".github" / "dependabot.yml"
+    status, output = validate_with_builtin_schema("vendor.dependabot", str(generated), str(template))
+    assert status == 0, output
+    ecosystems = {generated: {"uv", "github-actions", "docker"}, template: {"uv", "github-actions"}}
+    for path, wanted in ecosystems.items():
+        updates = yaml.safe_load(path.read_text())["updates"]
+        assert {update["package-ecosystem"] for update in updates} == wanted
+        assert {update["directory"] for update in updates} == {"/"}
 
 
 def test_the_generated_workflow_runs_the_readme_commands(project: Path, combination: Combination) -> None:
@@ -280,8 +424,10 @@ def test_the_generated_workflow_runs_the_readme_commands(project: Path, combinat
     if combination.answers["use_task_queue"]:
         local_only.add(f"uv run python -m {package_name(project)} worker")
     assert local_only <= in_readme
-    assert in_ci == in_readme - local_only
-    assert {"uv sync --extra dev", "uv run pytest", "uv run mypy"} <= in_ci
+    # CI runs the README's `uv sync` bound to the lock or to the floors, both
+    # named in the README too; `uv lock` is the README's advice for the image.
+    assert in_ci | {"uv sync"} == in_readme - local_only - {"uv lock"}
+    assert {"uv sync --locked", "uv sync --resolution lowest-direct", "uv run pytest", "uv run mypy"} <= in_ci
 
 
 # --- pre-commit -------------------------------------------------------------
@@ -292,8 +438,8 @@ def test_pre_commit_passes_on_a_fresh_git_repository_of_the_bake(
 ) -> None:
     """As after the README's setup: the tools in the project's .venv, none on PATH, no network.
 
-    The combination's environment stands in for the .venv that `uv sync
-    --extra dev` or the pip way would make; the hooks must find it without
+    The combination's environment stands in for the .venv that `uv sync`
+    or the pip way would make; the hooks must find it without
     an activated virtualenv, as a plain `git commit` runs them.
     """
     repository = _copy_bake(edge_project, tmp_path)
@@ -436,7 +582,7 @@ def test_the_readme_uv_commands_set_up_and_test_the_default_bake(
     """
     readme = _readme_commands(project)
     env = _clean_env(UV_PYTHON=str(python_for(combination.python_version)))
-    for command in ("uv sync --extra dev", "uv run pytest"):
+    for command in ("uv sync", "uv run pytest"):
         assert command in readme
         run(shlex.split(command), project, env=env, timeout=300)
 
@@ -459,13 +605,18 @@ def test_the_readme_pip_commands_set_up_and_test_the_default_bake(
     readme = _readme_commands(project)
     assert "python -m venv .venv" in readme
     assert ". .venv/bin/activate" in readme
-    [install] = [shlex.split(c) for c in readme if c.startswith("pip install")]
-    assert install == ["pip", "install", "-e", ".[dev]"]
+    installs = [shlex.split(c) for c in readme if c.startswith("pip install")]
+    # pip reads dependency groups (PEP 735) from 25.1 on; a new venv may bring an older one.
+    assert installs == [
+        ["pip", "install", "--upgrade", "pip>=25.1"],
+        ["pip", "install", "-e", ".", "--group", "dev"],
+    ]
     venv = project / ".venv"
     activated = _clean_env(VIRTUAL_ENV=str(venv), PATH=f"{venv / 'bin'}:{os.environ['PATH']}")
     run([python_for(combination.python_version), "-m", "venv", ".venv"], project)
-    run(["uv", "pip", "install", "--quiet", *install[2:]], project, env=activated, timeout=300)
-    pip = run([*install, "--disable-pip-version-check"], project, env=activated, timeout=600)
+    for install in installs:
+        run(["uv", "pip", "install", "--quiet", *install[2:]], project, env=activated, timeout=300)
+        pip = run([*install, "--disable-pip-version-check"], project, env=activated, timeout=600)
     assert f"Successfully installed {project.name}" in pip, pip
     # Every module is collected (imported); the health tests run.
     tested = run(["pytest", "-q", "-p", "no:cacheprovider", "-k", "test_health"], project, env=activated)
@@ -508,6 +659,21 @@ def test_the_template_workflow_matrix_is_the_suites_combination_list(tmp_path: P
     key, _, value = line.partition("=")
     assert key == "matrix"
     assert json.loads(value) == {"include": [{"id": c.id, "python": c.python_version} for c in supported()]}
+
+
+def test_the_template_lowest_job_proves_the_floors_on_the_fullest_bake() -> None:
+    """Every option on: the bake that depends on the most, with .ci/lowest's lowest-direct install."""
+    [step] = [s for s in _template_workflow()["jobs"]["lowest"]["steps"] if ".ci/lowest" in s.get("run", "")]
+    words = shlex.split(step["run"])
+    assert words[:2] == ["bash", ".ci/lowest"]
+    answers = default_answers() | {
+        name: value == "true" for name, value in (word.split("=", 1) for word in words[2:])
+    }
+    assert all(answers[name] is True for name in toggles())
+    script = commands((TEMPLATE / ".ci" / "lowest").read_text().splitlines())
+    assert "uv sync --resolution lowest-direct" in script
+    assert 'export UV_RESOLUTION=lowest-direct UV_PYTHON="${UV_PYTHON:-$python_version}"' in script
+    run(["bash", "-n", TEMPLATE / ".ci" / "lowest"], TEMPLATE)
 
 
 def _collected(arguments: list[str]) -> set[str]:

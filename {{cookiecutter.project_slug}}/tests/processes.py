@@ -36,12 +36,14 @@ def environment(**variables: str) -> dict[str, str]:
 
 
 class Child:
-    """A running `python *args`; `lines` holds what it wrote to stderr so far."""
+    """A running `python *args`; `lines` holds what it wrote to stderr so far (and to
+    stdout, when started with `stdout=True`)."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stderr is not None
+        output = process.stderr or process.stdout
+        assert output is not None
         self._process = process
-        self._stderr = process.stderr
+        self._stderr = output
         self.lines: list[str] = []
         self.port = 0
 
@@ -95,14 +97,29 @@ async def until(condition: Callable[[], Awaitable[bool]], within: float = WAIT) 
 @contextlib.asynccontextmanager
 async def child(cwd: Path, *args: str, **variables: str) -> AsyncIterator[Child]:
     """`python *args` in `cwd` with `environment(**variables)`, killed if still running after."""
+    async with _started(cwd, args, variables, stdout=False) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def child_with_stdout(cwd: Path, *args: str, **variables: str) -> AsyncIterator[Child]:
+    """As `child`, and what it writes to stdout (uvicorn's access log) is read with stderr."""
+    async with _started(cwd, args, variables, stdout=True) as started:
+        yield started
+
+
+@contextlib.asynccontextmanager
+async def _started(
+    cwd: Path, args: tuple[str, ...], variables: dict[str, str], *, stdout: bool
+) -> AsyncIterator[Child]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,
         cwd=cwd,
         env=environment(**variables),
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE if stdout else asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.STDOUT if stdout else asyncio.subprocess.PIPE,
     )
     try:
         yield Child(process)

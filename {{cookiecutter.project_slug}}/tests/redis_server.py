@@ -3,7 +3,8 @@
 `redis_url` is the shared one: `REDIS_URL` when set (a CI service, your own
 server), else a local `redis-server` started for the session. `redis_server`
 is a test's own local server, which it may kill and restart on the same port
-to play an outage; it always needs the `redis-server` binary. Without one,
+to play an outage; it always needs the `redis-server` binary, and so does
+`protected_redis_server`, a server that wants a password (`--requirepass`). Without one,
 the tests fail and say how to get it: they never skip. `silent_redis_url`
 plays a Redis that hangs: it accepts connections and never answers.
 
@@ -13,6 +14,7 @@ Load it from a test module with `pytest_plugins = ["tests.redis_server"]`.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -41,8 +43,10 @@ HOW_TO_GET_REDIS = (
 class RedisServer:
     """A `redis-server` process on a loopback port that stays the same across restarts."""
 
-    def __init__(self, executable: str, directory: Path) -> None:
+    def __init__(self, executable: str, directory: Path, password: str | None = None) -> None:
         self._executable = executable
+        # Clients must AUTH with it (`requirepass`); the URL carries it.
+        self.password = password
         self._directory = directory
         self._process: subprocess.Popen[bytes] | None = None
         self.port = _free_port()
@@ -52,7 +56,8 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        credentials = f"default:{self.password}@" if self.password is not None else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         """Start the server on its port; returns once it answers PING, else fails the test."""
@@ -67,13 +72,14 @@ class RedisServer:
                     *("--save", "", "--appendonly", "yes" if self.persistent else "no"),
                     *("--appendfsync", "always"),
                     *("--dir", str(self._directory), "--logfile", str(log)),
+                    *(("--requirepass", self.password) if self.password is not None else ()),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
             )
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while not _answers_ping(self.port):
+        while not _answers_ping(self.port, self.password):
             if self._process.poll() is not None:
                 self._process = None
                 raise ServerExited(self._logs())
@@ -126,11 +132,17 @@ def _free_port() -> int:
         return port
 
 
-def _answers_ping(port: int) -> bool:
+def _answers_ping(port: int, password: str | None = None) -> bool:
+    # Inline commands; with a password, AUTH's +OK comes before the +PONG.
+    auth = b"" if password is None else f"AUTH {password}\r\n".encode()
+    expected = b"+PONG" if password is None else b"+OK\r\n+PONG"
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-            connection.sendall(b"PING\r\n")
-            return connection.recv(7).startswith(b"+PONG")
+            connection.sendall(auth + b"PING\r\n")
+            answer = b""
+            while len(answer) < len(expected) and (received := connection.recv(64)):
+                answer += received
+            return answer.startswith(expected)
     except OSError:
         return False
 
@@ -142,11 +154,11 @@ def _executable() -> str:
     return executable
 
 
-def _started(directory: Path) -> RedisServer:
+def _started(directory: Path, password: str | None = None) -> RedisServer:
     """A running local server, on a fresh port if the first one turns out to be taken."""
     logs = ""
     for _ in range(PORT_ATTEMPTS):
-        server = RedisServer(_executable(), directory)
+        server = RedisServer(_executable(), directory, password)
         try:
             server.start()
         except ServerExited as exited:
@@ -187,5 +199,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
             f"{HOW_TO_GET_REDIS}: tests that kill Redis cannot use REDIS_URL", pytrace=False
         )
     server = _started(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def protected_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A local redis-server that wants a password, shared by a module; it may kill it."""
+    if shutil.which("redis-server") is None:
+        pytest.fail(f"{HOW_TO_GET_REDIS}: these tests start their own", pytrace=False)
+    server = _started(tmp_path_factory.mktemp("redis"), password=secrets.token_hex(16))
     yield server
     server.stop()

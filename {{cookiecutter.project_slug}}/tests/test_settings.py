@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 import {{ cookiecutter.package_name }} as package
-from {{ cookiecutter.package_name }}.__main__ import logging_config
+from {{ cookiecutter.package_name }}.logs import logging_config
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
@@ -52,7 +52,7 @@ def test_settings_read_a_dotenv_file(tmp_path: Path) -> None:
 
 
 def test_logging_config_routes_this_package_to_uvicorns_handler() -> None:
-    config = logging_config("warning")
+    config = logging_config("warning", json=False)
     package_logger = config["loggers"]["{{ cookiecutter.package_name }}"]
     assert package_logger == {"handlers": ["default"], "level": "WARNING", "propagate": False}
 

@@ -15,7 +15,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
@@ -29,6 +29,9 @@ from {{ cookiecutter.package_name }}.tasks.worker import healthy
 
 from .processes import Child, child, until
 from .workers import TAKEN_BACK_WITHIN, first_to_log, ledger, worker, worker_environment
+
+if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
+    from .redis_server import RedisServer
 
 pytest_plugins = ["tests.redis_server"]
 pytestmark = [pytest.mark.anyio, pytest.mark.workers]
@@ -115,7 +118,10 @@ async def test_a_job_that_raises_is_retried_with_backoff_then_failed_with_its_er
     assert job.error == "RuntimeError: boom on attempt 3"
     # Each of this service's lines names the job's function and id.
     attempts = [line for line in running.lines if f"job fail {job_id}: attempt" in line]
-    assert [re.sub(r".*: attempt", "attempt", line) for line in attempts] == [
+    context = f" [job_id={job_id}]"  # at the end of each line of the job
+    assert all(line.endswith(context) for line in attempts), attempts
+    shown = [re.sub(r".*: attempt", "attempt", line).removesuffix(context) for line in attempts]
+    assert shown == [
         "attempt 1 of 3 started",
         "attempt 1 of 3 failed (RuntimeError: boom on attempt 1); it will run again",
         "attempt 2 of 3 started",
@@ -123,6 +129,27 @@ async def test_a_job_that_raises_is_retried_with_backoff_then_failed_with_its_er
         "attempt 3 of 3 started",
         "attempt 3 of 3 failed (RuntimeError: boom on attempt 3); no attempts left",
     ]
+
+
+async def test_in_json_every_worker_line_is_one_object_with_the_id_of_its_job(
+    queue: RedisQueue, queue_settings: Settings, tmp_path: Path
+) -> None:
+    settings = queue_settings.model_copy(update={"job_retries": 0})
+    variables = {"JOB_RETRIES": "0", "LOG_FORMAT": "json", "LOG_LEVEL": "debug"}
+    async with worker(settings, tmp_path, **variables) as running:
+        failed = await enqueue(queue, settings, "fail", owner=None)
+        await reaches(queue, failed, "failed")
+        echoed = await enqueue(queue, settings, "echo", owner=None, x=1)
+        await reaches(queue, echoed, "succeeded")
+    objects = [json.loads(line) for line in running.lines]  # fails on any other line
+    assert all(line.keys() >= {"time", "level", "logger", "message"} for line in objects)
+    assert any(line["logger"] == "saq" for line in objects), objects  # SAQ's lines too
+    for job_id in (failed, echoed):
+        about = [line for line in objects if job_id in line["message"]]
+        assert len(about) >= 3, objects  # started, SAQ's "Processing", the outcome
+        assert all(line.get("job_id") == job_id for line in about), about
+    [traceback] = [line["traceback"] for line in objects if "traceback" in line]
+    assert "RuntimeError: boom on attempt 1" in traceback
 
 
 async def test_a_periodic_job_runs_once_per_period_however_many_workers(
@@ -229,6 +256,19 @@ async def test_worker_check_says_whether_a_worker_of_this_host_is_alive(
     assert await check() == 1
     async with worker(queue_settings, tmp_path):
         assert await check() == 0
+
+
+async def test_worker_check_with_a_wrong_redis_password_says_so_without_it(
+    protected_redis_server: RedisServer, tmp_path: Path
+) -> None:
+    wrong = "wrong-password-0123456789abcdef"
+    assert protected_redis_server.password is not None
+    url = protected_redis_server.url.replace(protected_redis_server.password, wrong)
+    command = ("-m", "{{ cookiecutter.package_name }}", "worker", "--check")
+    async with child(tmp_path, *command, REDIS_URL=url) as probe:
+        assert await probe.wait_exit() == 1
+    assert probe.lines[-1].startswith("unhealthy: Redis did not answer: "), probe.lines
+    assert not [line for line in probe.lines if wrong in line]
 
 
 async def test_worker_without_redis_url_exits_with_one_line(tmp_path: Path) -> None:

@@ -579,6 +579,29 @@ async def test_a_handshake_to_a_path_no_route_serves_gets_404_logged_once(
     assert live.hub.stats().channels == {} or "lobby" not in live.hub.stats().channels
 
 
+async def test_a_handshake_answer_carries_the_request_id_accepted_or_refused(live: Live) -> None:
+    given = {"X-Request-ID": "handshake-7"}
+    async with connect(live.ws("/ws"), additional_headers=given) as ws:
+        assert ws.response is not None
+        assert ws.response.headers.get_all("X-Request-ID") == ["handshake-7"]
+        await joined(ws, "request-ids")
+    for path, origin, status in [("/ws", "https://evil.example", 403), ("/nope", None, 404)]:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(
+                live.ws(path), origin=Origin(origin) if origin else None, additional_headers=given
+            ):
+                pass
+        assert refused.value.response.status_code == status
+        assert refused.value.response.headers.get_all("X-Request-ID") == ["handshake-7"]
+    # No id, or one that is not valid: a new one, never the client's.
+    for headers in [{}, {"X-Request-ID": "not valid!"}]:
+        async with connect(live.ws("/ws"), additional_headers=headers) as ws:
+            assert ws.response is not None
+            (answered,) = ws.response.headers.get_all("X-Request-ID")
+            assert len(answered) == 32
+            assert answered != headers.get("X-Request-ID")
+
+
 # Handshakes and requests by Host (TRUSTED_HOSTS, hosts.py), over real sockets
 
 UNTRUSTED = b"untrusted Host header"

@@ -15,7 +15,6 @@ import argparse
 {%- if cookiecutter.use_task_queue %}
 import asyncio
 {%- endif %}
-import copy
 {%- if cookiecutter.use_task_queue %}
 import logging.config
 {%- endif %}
@@ -27,18 +26,20 @@ from collections.abc import Iterable, Sequence
 {%- else %}
 from collections.abc import Sequence
 {%- endif %}
-from typing import Any
 
 import uvicorn
 {%- if cookiecutter.use_task_queue %}
 from redis.exceptions import RedisError
 {%- endif %}
-from uvicorn.config import LOGGING_CONFIG
 
 from .auth.tokens import mint
 from .http_protocol import PROTOCOL
+from .logs import logging_config
 from .metrics.multiprocess import shared_directory
-from .settings import LogLevel, Settings, get_settings
+{%- if cookiecutter.use_task_queue %}
+from .redaction import masked
+{%- endif %}
+from .settings import Settings, get_settings
 {%- if cookiecutter.use_task_queue %}
 from .tasks import worker
 from .tasks.context import JobFunction
@@ -48,17 +49,6 @@ from .tasks.jobs import FUNCTIONS
 
 # A development token lives at most a year (seconds).
 MAX_TTL = 366 * 24 * 3600
-
-
-def logging_config(level: LogLevel) -> dict[str, Any]:
-    """uvicorn's logging setup, plus this package's loggers on the same handler."""
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"][__package__] = {
-        "handlers": ["default"],
-        "level": "DEBUG" if level == "trace" else level.upper(),
-        "propagate": False,
-    }
-    return config
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -128,10 +118,8 @@ def _split(patterns: Sequence[str]) -> list[str]:
 def work(functions: Iterable[JobFunction] = FUNCTIONS) -> int:
     """Run a worker of `functions` until it is stopped; 0 once it stopped cleanly."""
     settings = _queue_settings()
-    config = logging_config(settings.log_level)
     # SAQ's own lines too (a swept job, a job's traceback), on the same handler.
-    config["loggers"]["saq"] = config["loggers"][__package__]
-    logging.config.dictConfig(config)
+    logging.config.dictConfig(logging_config(settings.log_level, settings.json_logs, "saq"))
     with exporting(settings):
         asyncio.run(worker.run(settings, functions))
     return 0
@@ -150,7 +138,7 @@ def check_worker() -> int:
     try:
         alive = asyncio.run(worker.healthy(settings))
     except (RedisError, OSError) as exc:
-        print(f"unhealthy: Redis did not answer: {exc}", file=sys.stderr)
+        print(f"unhealthy: Redis did not answer: {masked(str(exc))}", file=sys.stderr)
         return 1
     if not alive:
         print("unhealthy: no worker of this host wrote its health signal lately", file=sys.stderr)
@@ -179,7 +167,7 @@ def _run(settings: Settings) -> None:
         workers=settings.workers,
         root_path=settings.root_path,
         log_level=settings.log_level,
-        log_config=logging_config(settings.log_level),
+        log_config=logging_config(settings.log_level, settings.json_logs),
         # uvicorn's httptools protocol, taking an absolute-form request's host from its target.
         http=PROTOCOL,
         # Without a bound, one client that stops reading holds shutdown open.

@@ -155,7 +155,8 @@ class TrustedHosts:
             return
         self._log(scope, [value for key, value in scope["headers"] if key == b"host"], target)
         if scope["type"] == "websocket":
-            scope[SERVER_SEND] = send  # outermost: this is the server's own send
+            # The server's own send, unless request_ids.py (outside) left it already.
+            scope.setdefault(SERVER_SEND, send)
             await refuse(WebSocket(scope, receive, send), status.HTTP_400_BAD_REQUEST, REFUSAL)
         else:
             # The ErrorBody every other error has (errors.py), documented on every route.

@@ -64,7 +64,9 @@ class JobRunner:
         except asyncio.CancelledError:
             self._record(job_id, "cancelled")
             metrics.ended(name, "failed")  # for good: nothing runs it again
-            logger.warning("job %s (%s) cancelled before it finished", name, job_id)
+            logger.warning(
+                "job %s (%s) cancelled before it finished", name, job_id, extra={"job_id": job_id}
+            )
             # The task is the request's, its response long sent: uvicorn cancels it
             # when shutdown outlasts its graceful timeout, and would log a cancellation
             # let through as "Exception in ASGI application", a traceback per job.
@@ -75,7 +77,7 @@ class JobRunner:
         except Exception:
             self._record(job_id, "failed")
             metrics.ended(name, "failed")
-            logger.exception("job %s (%s) failed", name, job_id)
+            logger.exception("job %s (%s) failed", name, job_id, extra={"job_id": job_id})
         else:
             self._record(job_id, "succeeded")
             metrics.ended(name, "succeeded")

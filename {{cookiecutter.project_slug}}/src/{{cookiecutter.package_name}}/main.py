@@ -59,6 +59,7 @@ from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
 {%- endif %}
+from .request_ids import RequestIdsOutermost
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -74,9 +75,9 @@ def create_app(
     """
     settings = settings or get_settings()
     # Under `uvicorn <package>.main:app` nothing else gives this package's loggers a handler.
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, json=settings.json_logs)
     docs = settings.docs
-    app = FastAPI(
+    app = RequestIdsOutermost(
         title=settings.app_name,
         version=__version__,
         docs_url="/docs" if docs else None,

@@ -40,6 +40,7 @@ from .api.origins import origin_patterns
 {% endif -%}
 from .auth.keys import public_key
 from .hosts import ANY, LOOPBACK, host_patterns
+from .redaction import masked
 
 
 def _list(value: Any) -> Any:
@@ -84,6 +85,7 @@ LogLevel = Annotated[
     Literal["critical", "error", "warning", "info", "debug", "trace"],
     _choice({"warn": "warning", "fatal": "critical"}),
 ]
+LogFormat = Annotated[Literal["text", "json"], _choice({})]
 Environment = Annotated[
     Literal["development", "production"], _choice({"dev": "development", "prod": "production"})
 ]
@@ -146,6 +148,9 @@ class Settings(BaseSettings):
     # development, any host in production.
     trusted_hosts: HostList | None = None
     log_level: LogLevel = "info"
+    # Log lines as text (uvicorn's format) or one JSON object each (logs.py);
+    # unset: json in production, text in development.
+    log_format: LogFormat | None = None
     # How long shutdown waits for open connections and running work before it
     # cancels them; also passed to uvicorn as its graceful-shutdown timeout.
     shutdown_timeout: float = Field(default=10.0, gt=0, le=MAX_SHUTDOWN)
@@ -312,6 +317,13 @@ class Settings(BaseSettings):
         return _unless_production(self.docs_enabled, self.environment)
 
     @property
+    def json_logs(self) -> bool:
+        """Whether log lines are JSON objects: LOG_FORMAT, or by default in production."""
+        if self.log_format is not None:
+            return self.log_format == "json"
+        return self.environment == "production"
+
+    @property
     def hosts(self) -> list[str]:
         """TRUSTED_HOSTS, or by default the loopback names in development and any host
         (`["*"]`) in production."""
@@ -336,12 +348,9 @@ class Settings(BaseSettings):
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         try:
-            options = parse_url(url)
-            # The pool checks what parse_url leaves alone (max_connections=-1); it
-            # connects to nothing until used.
-            ConnectionPool.from_url(url)
+            options = _parsed_redis_url(url)
         except ValueError as exc:  # e.g. a database number that is not a number
-            raise ValueError(f"not a Redis URL: {exc}") from None
+            raise ValueError(f"not a Redis URL: {_redis_url_problem(url, exc)}") from None
         for option, value in options.items():  # ?socket_timeout=inf, as REDIS_TIMEOUT
             if isinstance(value, float) and not 0 < value <= MAX_WAIT:
                 raise ValueError(
@@ -404,6 +413,35 @@ class Settings(BaseSettings):
 {%- endif %}
 
 
+{%- if cookiecutter.use_redis %}
+
+
+def _parsed_redis_url(url: str) -> dict[str, Any]:
+    """redis-py's options for `url`; ValueError if it is not a Redis URL."""
+    options = dict(parse_url(url))
+    # The pool checks what parse_url leaves alone (max_connections=-1); it
+    # connects to nothing until used.
+    ConnectionPool.from_url(url)
+    return options
+
+
+def _redis_url_problem(url: str, error: ValueError) -> str:
+    """What is wrong with `url` (redis-py's `error`), in words that never quote its password."""
+    shown = masked(url)
+    if shown == url:
+        return str(error)
+    try:
+        _parsed_redis_url(shown)
+    except ValueError as without_password:
+        return str(without_password)
+    # `error` may quote a piece of a password that an unescaped "/" or "@" split.
+    return (
+        "its user and password do not parse"
+        ' (write ":", "/" or "@" in a password as %3A, %2F or %40)'
+    )
+{%- endif %}
+
+
 def _unless_production(enabled: bool | None, environment: Environment) -> bool:
     return enabled if enabled is not None else environment != "production"
 
@@ -432,6 +470,7 @@ def problems(exc: ValidationError) -> list[str]:
         message = error["msg"].removeprefix("Value error, ")
         where = f"{name}: " if name else ""
         value = error["input"]
-        given = f" (got {value!r})" if name and not isinstance(value, dict) else ""
+        # A URL's password is no more shown than logged (REDIS_URL's, for one).
+        given = f" (got {masked(repr(value))})" if name and not isinstance(value, dict) else ""
         lines.append(f"error: {where}{message}{given}")
     return lines

@@ -64,7 +64,7 @@ async def read_history(
     try:
         history = await hub.history(channel, since, count)
     except BroadcastUnavailable as exc:
-        logger.debug("history of %r unavailable: %s", channel, exc)
+        logger.debug("history of %r unavailable: %s", channel, exc, extra={"channel": channel})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE) from exc
     head = json_text({"channel": channel, **history.position._asdict()})
     # The envelopes are spliced in as stored: no parsing and dumping again.

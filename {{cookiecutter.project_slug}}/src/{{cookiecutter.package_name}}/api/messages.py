@@ -89,7 +89,7 @@ async def publish_message(
     try:
         position = await hub.publish(channel, text, sender="http", via="http")
     except BroadcastUnavailable as exc:
-        logger.debug("HTTP publish to %r failed: %s", channel, exc)
+        logger.debug("HTTP publish to %r failed: %s", channel, exc, extra={"channel": channel})
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, UNAVAILABLE) from exc
     return Published(
         channel=channel, offset=position.offset, epoch=position.epoch, origin=hub.origin

@@ -50,8 +50,9 @@ class RealtimeEndpoint:
         if scope["type"] != "websocket":
             await self.app(scope, receive, send)
             return
-        # For every handshake: the fan-out and handshake.refuse need the server's own.
-        scope[SERVER_SEND] = send
+        # For every handshake: the fan-out and handshake.refuse need the server's own
+        # (request_ids.py, outermost, leaves it in the scope first).
+        scope.setdefault(SERVER_SEND, send)
         if route_path(scope) == PATH:
             await realtime_socket(WebSocket(scope, receive, send))
         else:

@@ -211,10 +211,12 @@ class Client:
         # Sending to a peer that has gone raises one of these, depending on
         # where the server noticed; that is an ordinary ending, not an error.
         if isinstance(exc, WebSocketDisconnect | OSError | RuntimeError):
-            logger.debug("client %s gone while sending: %r", self.id, exc)
+            logger.debug(
+                "client %s gone while sending: %r", self.id, exc, extra={"client_id": self.id}
+            )
             self.disconnected()
         else:
-            logger.exception("sending to client %s failed", self.id)
+            logger.exception("sending to client %s failed", self.id, extra={"client_id": self.id})
             self.close(status.WS_1011_INTERNAL_ERROR, "internal error")
 
 

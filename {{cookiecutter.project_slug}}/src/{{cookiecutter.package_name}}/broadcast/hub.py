@@ -391,7 +391,12 @@ class Hub:
                     try:
                         await self._backend.unsubscribe(channel)
                     except Exception:
-                        logger.warning("unsubscribing channel %r failed", channel, exc_info=True)
+                        logger.warning(
+                            "unsubscribing channel %r failed",
+                            channel,
+                            exc_info=True,
+                            extra={"channel": channel},
+                        )
             self._forget_if_unused(channel, entry)
 
     async def publish(
@@ -430,7 +435,9 @@ class Hub:
         try:
             await self.publish(channel, json_text(data), sender)
         except BroadcastUnavailable as exc:
-            logger.warning("could not announce on channel %r: %s", channel, exc)
+            logger.warning(
+                "could not announce on channel %r: %s", channel, exc, extra={"channel": channel}
+            )
             return False
         return True
 

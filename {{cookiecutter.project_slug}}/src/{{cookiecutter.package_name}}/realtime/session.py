@@ -89,7 +89,13 @@ class Session:
             code, reason = closing
             if self._hub.metrics is not None:
                 self._hub.metrics.closed(code)
-            logger.debug("closing client %s with %d: %s", client.id, code, reason)
+            logger.debug(
+                "closing client %s with %d: %s",
+                client.id,
+                code,
+                reason,
+                extra={"client_id": client.id},
+            )
             await close(self._websocket, code, reason, self._settings.ws_send_timeout)
 
     async def _serve(self) -> None:
@@ -137,7 +143,11 @@ class Session:
                 if not await self._handle(text):
                     return
         except Exception:
-            logger.exception("serving WebSocket client %s failed", self._client.id)
+            logger.exception(
+                "serving WebSocket client %s failed",
+                self._client.id,
+                extra={"client_id": self._client.id},
+            )
             self._client.close(status.WS_1011_INTERNAL_ERROR, "internal error")
 
     async def _handle(self, text: str | None) -> bool:
@@ -308,7 +318,12 @@ class Session:
         return True
 
     def _unavailable(self, command_id: CommandId, exc: BroadcastUnavailable) -> None:
-        logger.debug("client %s: broadcast unavailable: %s", self._client.id, exc)
+        logger.debug(
+            "client %s: broadcast unavailable: %s",
+            self._client.id,
+            exc,
+            extra={"client_id": self._client.id},
+        )
         self._refuse(command_id, protocol.UNAVAILABLE, UNAVAILABLE)
 
     def _refuse(self, command_id: CommandId, code: str, reason: str) -> None:

@@ -37,6 +37,7 @@ from saq import CronJob, Job, Status, Worker
 from saq.queue.redis import RedisQueue
 from saq.types import TimersDict, WorkerInfo
 
+from ..logs import current_job_id
 from ..metrics import jobs as metrics
 from ..redis_client import create_redis
 from ..settings import Settings
@@ -97,7 +98,7 @@ async def _beat(job: Job, interval: float) -> None:
         try:
             await job.update()
         except RedisError as exc:
-            logger.warning("job %s: heartbeat failed: %s", job.key, exc)
+            logger.warning("job %s: heartbeat failed: %s", job.key, exc, extra={"job_id": job.key})
 
 
 def measured(function: JobFunction) -> JobFunction:
@@ -190,6 +191,9 @@ class Lifecycle:
 
     async def before_process(self, ctx: JobContext) -> None:
         job = ctx["job"]
+        # SAQ runs each attempt in a task of its own, from here to after_process,
+        # and the job in a task started from it: every line of the attempt has it.
+        current_job_id.set(job.key)
         logger.info(
             "job %s %s: attempt %d of %d started", job.function, job.key, job.attempts, job.retries
         )
@@ -203,7 +207,9 @@ class Lifecycle:
         error = view(job).error if job.error else None
         if job.status == Status.COMPLETE:
             metrics.ended(name, "succeeded")
-            logger.info("job %s %s: attempt %d succeeded", name, key, attempt)
+            logger.info(
+                "job %s %s: attempt %d succeeded", name, key, attempt, extra={"job_id": key}
+            )
         elif job.status == Status.QUEUED:
             metrics.ended(name, "retried")
             logger.warning(
