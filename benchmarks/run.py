@@ -556,6 +556,7 @@ def connections_needed(args: argparse.Namespace) -> int:
         "http": args.http_connections,
         # The enqueuers, and the queue's connections reading job states at once.
         "jobs": args.jobs_enqueuers + READ_BATCH,
+        "metrics": max(max(args.clients, default=0), args.paced_clients, args.http_connections) + 1,
     }
     return max((counts[name] for name in args.scenario), default=0)
 
