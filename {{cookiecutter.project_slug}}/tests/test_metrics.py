@@ -61,6 +61,30 @@ def test_requests_are_counted_by_route_template_method_and_status() -> None:
     assert moved("http_request_duration_seconds_sum", method="GET", route="/health") > 0
 
 
+def test_answers_from_fastapis_own_outer_layers_are_counted_too() -> None:
+    # FastAPI sends an oversized body's 413 and an unhandled exception's 500 from layers
+    # outside every middleware the app adds; HEAD is counted as what the client sent.
+    app = create_app(Settings(_env_file=None, max_body_size=100))
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        before = scrape(client)
+        assert client.post("/health", content=b"x" * 101).status_code == 413
+        assert client.get("/boom").status_code == 500
+        assert client.head("/health").status_code == 200
+        after = scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("http_requests_total", method="POST", route="/health", status="413") == 1
+    assert moved("http_requests_total", method="GET", route="/boom", status="500") == 1
+    assert moved("http_requests_total", method="HEAD", route="/health", status="200") == 1
+
+
 def test_labels_stay_few_whatever_paths_and_methods_clients_send() -> None:
     with TestClient(create_app(Settings(_env_file=None))) as client:
         for _ in range(20):

@@ -55,11 +55,12 @@ from .metrics.exposition import add_metrics
 {%- if cookiecutter.use_websockets %}
 from .metrics.websocket import instrument
 {%- endif %}
+from .outermost import Service
 from .readiness import Readiness
 {%- if cookiecutter.use_websockets %}
 from .realtime.collector import tune_garbage_collector
 {%- endif %}
-from .request_ids import RequestIdsOutermost
+from .request_ids import RequestIds
 from .settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def create_app(
     # Under `uvicorn <package>.main:app` nothing else gives this package's loggers a handler.
     configure_logging(settings.log_level, json=settings.json_logs)
     docs = settings.docs
-    app = RequestIdsOutermost(
+    app = Service(
         title=settings.app_name,
         version=__version__,
         docs_url="/docs" if docs else None,
@@ -160,6 +161,8 @@ def create_app(
     if ANY not in settings.hosts:
         # Added last, so outermost: every request and handshake passes it first.
         app.add_middleware(TrustedHosts, patterns=settings.hosts)
+    # Around everything, FastAPI's own 413 and 500 too: every answer carries its id.
+    app.wrap_outermost(RequestIds)
     app.add_exception_handler(RequestValidationError, short_validation_errors)
     app.add_exception_handler(HTTPException, http_error)
     return app

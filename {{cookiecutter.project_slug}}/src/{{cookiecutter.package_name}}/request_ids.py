@@ -15,7 +15,6 @@ import re
 import uuid
 from contextvars import ContextVar
 
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .handshake import SERVER_SEND
@@ -66,13 +65,3 @@ class RequestIds:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
-
-
-class RequestIdsOutermost(FastAPI):
-    """FastAPI with `RequestIds` around its whole stack, outside even FastAPI's own
-    outermost layers: the 500 of its error layer and the 413 of its body limit
-    (`max_body_size`) are sent from there, past any middleware added with
-    `add_middleware`, and must carry the id too."""
-
-    def build_middleware_stack(self) -> ASGIApp:
-        return RequestIds(super().build_middleware_stack())

@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 import anyio.to_thread
-from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from starlette.responses import Response
 
+from ..outermost import Service
 from . import multiprocess
-from .http import HttpMetrics
+from .http import HttpMetrics, MatchedRoute
 
 PATH = "/metrics"
 
@@ -33,13 +33,14 @@ class _Process:
             yield from collector.collect()
 
 
-def add_metrics(app: FastAPI, *collectors: Collector) -> None:
+def add_metrics(app: Service, *collectors: Collector) -> None:
     """Serve GET /metrics and measure HTTP requests; `collectors` are read at each scrape
     of a single process (in multiprocess mode every figure comes from the shared files).
 
-    Add it before any other middleware: the measuring reads the route the router matched.
+    Call it before adding any other middleware: the route the router matched is read innermost.
     """
-    app.add_middleware(HttpMetrics)
+    app.add_middleware(MatchedRoute)
+    app.wrap_outermost(HttpMetrics)
     if multiprocess.enabled():
         _route(app, _every_worker)
         return
@@ -52,7 +53,7 @@ def add_metrics(app: FastAPI, *collectors: Collector) -> None:
     _route(app, this_process)
 
 
-def _route(app: FastAPI, endpoint: Callable[[], Awaitable[Response]]) -> None:
+def _route(app: Service, endpoint: Callable[[], Awaitable[Response]]) -> None:
     # A FastAPI route, not Starlette's `add_route`: FastAPI's router names only
     # its own routes in the scope, which is where HttpMetrics reads the route.
     app.add_api_route(

@@ -31,12 +31,19 @@ DURATION = Histogram(
 )
 
 
-class HttpMetrics:
-    """ASGI middleware: counts and times every HTTP request; passes WebSockets through untouched.
+# Where `MatchedRoute` leaves the route for `HttpMetrics`: a dict in the scope,
+# shared by every copy a layer between them makes of it (HeadAsGet makes one).
+_MATCHED = f"{PREFIX}.matched_route"
 
-    The route is the matched route's template (`/channels/{channel}/history`),
-    which the router writes in the scope, so this must sit inside any middleware
-    that copies the scope. A request that raises counts as status 500.
+
+class HttpMetrics:
+    """ASGI layer: counts and times every HTTP request; passes WebSockets through untouched.
+
+    Wrap the app's whole stack in it (`Service.wrap_outermost`), so that it sees
+    every answer, FastAPI's own 413 and 500 included. The route is the matched
+    route's template (`/channels/{channel}/history`), which `MatchedRoute` hands
+    out from inside; an answer given before routing (an oversized body, an
+    untrusted Host) has none. A request that raises counts as status 500.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -48,6 +55,8 @@ class HttpMetrics:
             return
         started = time.perf_counter()
         status = 500
+        matched: dict[str, object] = {}
+        scope[_MATCHED] = matched
 
         async def send_status(message: Message) -> None:
             nonlocal status
@@ -63,8 +72,27 @@ class HttpMetrics:
                 method = OTHER_METHOD
             # FastAPI's router leaves the route it matched in the scope (its own
             # routes only: a Starlette `add_route` or `mount` counts as unmatched).
-            template = getattr(scope.get("route"), "path", None)
+            template = getattr(matched.get("route"), "path", None)
             if not isinstance(template, str):
                 template = UNMATCHED
             REQUESTS.labels(method, template, str(status)).inc()
             DURATION.labels(method, template).observe(time.perf_counter() - started)
+
+
+class MatchedRoute:
+    """ASGI middleware: hands the route the router matched to `HttpMetrics` outside.
+
+    Add it first (innermost, with `add_middleware`): the router writes the route
+    in the scope it is given, which layers further out may not share.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            matched = scope.get(_MATCHED)
+            if matched is not None and "route" in scope:
+                matched["route"] = scope["route"]
