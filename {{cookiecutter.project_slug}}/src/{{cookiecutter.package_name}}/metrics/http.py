@@ -48,6 +48,9 @@ class HttpMetrics:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Each label set's two series, looked up once: `labels()` costs more than
+        # the increment itself, on every request. Bounded as the labels are.
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,8 +78,17 @@ class HttpMetrics:
             template = getattr(matched.get("route"), "path", None)
             if not isinstance(template, str):
                 template = UNMATCHED
-            REQUESTS.labels(method, template, str(status)).inc()
-            DURATION.labels(method, template).observe(time.perf_counter() - started)
+            key = (method, template, status)
+            series = self._series.get(key)
+            if series is None:
+                series = (
+                    REQUESTS.labels(method, template, str(status)),
+                    DURATION.labels(method, template),
+                )
+                self._series[key] = series
+            requests, duration = series
+            requests.inc()
+            duration.observe(time.perf_counter() - started)
 
 
 class MatchedRoute:
