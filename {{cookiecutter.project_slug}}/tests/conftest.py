@@ -23,7 +23,10 @@ from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings, get_settings
 {%- if cookiecutter.use_task_queue %}
 from {{ cookiecutter.package_name }}.tasks.queue import create_queue
+{%- endif %}
 
+from .tracing import Recorder
+{%- if cookiecutter.use_task_queue %}
 from .workers import HEARTBEAT_TIMEOUT
 {%- endif %}
 
@@ -141,3 +144,9 @@ async def queue(queue_settings: Settings) -> AsyncIterator[RedisQueue]:
     yield opened
     await opened.disconnect()
 {%- endif %}
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    """Spans of the app this test hands `recorder.provider`."""
+    return Recorder()

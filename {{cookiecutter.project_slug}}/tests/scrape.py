@@ -25,6 +25,11 @@ def value(figures: dict[Key, float], name: str, **labels: str) -> float:
     return figures.get((f"{PREFIX}_{name}", frozenset(labels.items())), 0.0)
 
 
+def moved(before: dict[Key, float], after: dict[Key, float], name: str, **labels: str) -> float:
+    """How much the sample `<prefix>_<name>` with exactly `labels` grew from `before` to `after`."""
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
 def label_values(figures: dict[Key, float], name: str, label: str) -> set[str]:
     """Every value `label` takes among the samples of `<prefix>_<name>`."""
     return {

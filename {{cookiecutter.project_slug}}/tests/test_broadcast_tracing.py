@@ -15,12 +15,6 @@ from .processes import until
 from .tracing import Recorder, global_recorder, parent_id, span_id
 
 
-@pytest.fixture
-def recorder() -> Recorder:
-    """Spans of the app this test hands `recorder.provider`."""
-    return Recorder()
-
-
 def test_an_http_publish_is_a_request_span_with_the_backend_publish_as_its_child(
     settings: Settings, recorder: Recorder
 ) -> None:

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.metrics import PREFIX
 from {{ cookiecutter.package_name }}.settings import Settings
 
 from .processes import child, until, workers_serving
-from .scrape import Key, label_values, samples, value
+from .scrape import Key, label_values, moved, samples, value
 
 
 def scrape(client: TestClient) -> dict[Key, float]:
@@ -50,15 +50,26 @@ def test_requests_are_counted_by_route_template_method_and_status() -> None:
         assert client.post("/health").status_code == 405
         after = scrape(client)
 
-    def moved(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
-
-    assert moved("http_requests_total", method="GET", route="/health", status="200") == 3
-    assert moved("http_requests_total", method="GET", route="unmatched", status="404") == 1
+    assert (
+        moved(before, after, "http_requests_total", method="GET", route="/health", status="200")
+        == 3
+    )
+    assert (
+        moved(before, after, "http_requests_total", method="GET", route="unmatched", status="404")
+        == 1
+    )
     # Routed to /health by path, refused by method: still that route's.
-    assert moved("http_requests_total", method="POST", route="/health", status="405") == 1
-    assert moved("http_request_duration_seconds_count", method="GET", route="/health") == 3
-    assert moved("http_request_duration_seconds_sum", method="GET", route="/health") > 0
+    assert (
+        moved(before, after, "http_requests_total", method="POST", route="/health", status="405")
+        == 1
+    )
+    assert (
+        moved(before, after, "http_request_duration_seconds_count", method="GET", route="/health")
+        == 3
+    )
+    assert (
+        moved(before, after, "http_request_duration_seconds_sum", method="GET", route="/health") > 0
+    )
 
 
 def test_answers_from_fastapis_own_outer_layers_are_counted_too() -> None:
@@ -77,12 +88,17 @@ def test_answers_from_fastapis_own_outer_layers_are_counted_too() -> None:
         assert client.head("/health").status_code == 200
         after = scrape(client)
 
-    def moved(name: str, **labels: str) -> float:
-        return value(after, name, **labels) - value(before, name, **labels)
-
-    assert moved("http_requests_total", method="POST", route="/health", status="413") == 1
-    assert moved("http_requests_total", method="GET", route="/boom", status="500") == 1
-    assert moved("http_requests_total", method="HEAD", route="/health", status="200") == 1
+    assert (
+        moved(before, after, "http_requests_total", method="POST", route="/health", status="413")
+        == 1
+    )
+    assert (
+        moved(before, after, "http_requests_total", method="GET", route="/boom", status="500") == 1
+    )
+    assert (
+        moved(before, after, "http_requests_total", method="HEAD", route="/health", status="200")
+        == 1
+    )
 
 
 def test_labels_stay_few_whatever_paths_and_methods_clients_send() -> None:

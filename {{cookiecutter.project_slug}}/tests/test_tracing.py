@@ -13,12 +13,6 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from .tracing import Recorder, global_recorder
 
 
-@pytest.fixture
-def recorder() -> Recorder:
-    """Spans of the app this test hands `recorder.provider`."""
-    return Recorder()
-
-
 def test_a_request_is_a_server_span_and_probes_and_scrapes_are_none(
     settings: Settings, recorder: Recorder
 ) -> None:
