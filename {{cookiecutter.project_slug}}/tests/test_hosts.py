@@ -25,6 +25,7 @@ from starlette.types import Message, Scope
 
 from {{ cookiecutter.package_name }}.hosts import REMEMBERED
 from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.redaction import masked
 from {{ cookiecutter.package_name }}.settings import Settings
 
 SECRET = "a-test-secret-of-at-least-32-bytes"
@@ -338,6 +339,26 @@ async def test_an_absolute_form_target_naming_an_untrusted_host_is_refused(
     # Logged with the host the target names (uvicorn's httptools refuses `http:///health` itself).
     refusals = [m for m in caplog.messages if "TRUSTED_HOSTS" in m]
     assert "'evil.example' is not in TRUSTED_HOSTS" in refusals[0], refusals
+
+
+@pytest.mark.anyio
+async def test_a_refusal_log_line_never_carries_a_password_the_client_sent(
+    http: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(Settings(_env_file=None, trusted_hosts=["127.0.0.1"]))
+    with caplog.at_level(logging.INFO):
+        async with served(app, http) as port:
+            for target, host in [
+                ("http://alice:hunter2@127.0.0.1/health", "127.0.0.1"),
+                ("/health", "alice:hunter2@127.0.0.1"),
+            ]:
+                status = await asyncio.to_thread(exchange, port, target, host)
+                assert status == b"HTTP/1.1 400 Bad Request", (target, status)
+    refusals = [m for m in caplog.messages if "TRUSTED_HOSTS" in m]
+    assert len(refusals) == 2, refusals
+    assert all("'alice:***@127.0.0.1' is not in TRUSTED_HOSTS" in m for m in refusals), refusals
+    # The target itself, in h11's path, is left to the net every line passes (redaction.py).
+    assert not [m for m in refusals if "hunter2" in masked(m)], refusals
 
 
 @pytest.mark.anyio

@@ -162,3 +162,20 @@ def test_a_taken_worker_metrics_port_stops_the_worker_with_one_line(settings: Se
     assert exited.value.code == (
         f"error: WORKER_METRICS_PORT: cannot listen on 127.0.0.1:{port} (Address already in use)"
     )
+
+
+@pytest.mark.anyio
+async def test_a_prometheus_multiproc_dir_a_worker_cannot_use_stops_it_with_one_line(
+    queue_settings: Settings, tmp_path: Path
+) -> None:
+    package = "{{ cookiecutter.package_name }}"
+    a_file = tmp_path / "a-file"
+    a_file.touch()
+    for chosen in (tmp_path / "missing", a_file):
+        environment = worker_environment(
+            queue_settings, tmp_path / "ledger", PROMETHEUS_MULTIPROC_DIR=str(chosen)
+        )
+        async with child(tmp_path, "-m", package, "worker", **environment) as running:
+            assert await running.wait_exit() == 1
+        expected = f"error: PROMETHEUS_MULTIPROC_DIR: {str(chosen)!r} is not a directory"
+        assert running.lines == [expected]

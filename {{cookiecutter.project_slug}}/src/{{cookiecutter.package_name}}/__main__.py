@@ -35,7 +35,11 @@ from redis.exceptions import RedisError
 from .auth.tokens import mint
 from .http_protocol import PROTOCOL
 from .logs import logging_config
+{%- if cookiecutter.use_task_queue %}
+from .metrics.multiprocess import check_directory, shared_directory
+{%- else %}
 from .metrics.multiprocess import shared_directory
+{%- endif %}
 {%- if cookiecutter.use_task_queue %}
 from .redaction import masked
 {%- endif %}
@@ -118,6 +122,9 @@ def _split(patterns: Sequence[str]) -> list[str]:
 def work(functions: Iterable[JobFunction] = FUNCTIONS) -> int:
     """Run a worker of `functions` until it is stopped; 0 once it stopped cleanly."""
     settings = _queue_settings()
+    if settings.metrics_enabled:
+        # Before the worker's first metric, which writes its file there.
+        check_directory()
     # SAQ's own lines too (a swept job, a job's traceback), on the same handler.
     logging.config.dictConfig(logging_config(settings.log_level, settings.json_logs, "saq"))
     with exporting(settings):

@@ -39,12 +39,10 @@ def enabled() -> bool:
 def shared_directory(workers: int) -> Iterator[None]:
     """With several `workers`, a fresh directory in PROMETHEUS_MULTIPROC_DIR for them
     (they inherit it) until the block ends, then removed. One set by the user is
-    theirs: used as it is, never removed. Raises SystemExit with one line if it is
-    not a directory."""
-    chosen = os.environ.get(DIRECTORY)
-    if chosen is not None:
-        if not Path(chosen).is_dir():
-            raise SystemExit(f"error: {DIRECTORY}: {chosen!r} is not a directory")
+    theirs: used as it is, never removed. Raises SystemExit with one line (as
+    `check_directory`) if it is not a directory this process can write in."""
+    if DIRECTORY in os.environ:
+        check_directory()
         yield
         return
     if workers < 2:
@@ -57,6 +55,23 @@ def shared_directory(workers: int) -> Iterator[None]:
     finally:
         del os.environ[DIRECTORY]
         shutil.rmtree(path, ignore_errors=True)
+
+
+def check_directory() -> None:
+    """Raises SystemExit with one line naming PROMETHEUS_MULTIPROC_DIR when it is set to
+    something other than a directory this process can write in: else the first metric
+    created would stop the process with prometheus-client's traceback."""
+    chosen = os.environ.get(DIRECTORY)
+    if chosen is None:
+        return
+    if not Path(chosen).is_dir():
+        raise SystemExit(f"error: {DIRECTORY}: {chosen!r} is not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=chosen):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise SystemExit(f"error: {DIRECTORY}: cannot write in {chosen!r} ({reason})") from None
 
 
 def forget_this_process() -> None:
