@@ -260,6 +260,22 @@ async def joined(ws: ClientConnection, *channels: str, token: str | None = None)
     return welcome
 
 
+async def stalled_client(live: Live, channel: str) -> ClientConnection:
+    """A client that has connected, subscribed to `channel`, then stopped reading its socket.
+
+    A small receive buffer and no compression let the server's buffers fill
+    after a few hundred kilobytes rather than megabytes.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", live.port))
+    ws = await connect(live.ws("/ws"), sock=sock, compression=None)
+    await joined(ws, channel)
+    ws.transport.pause_reading()
+    return ws
+
+
 async def across_a_quiet_spell(live: Live, channel: str, quiet: float) -> list[dict[str, Any]]:
     """Subscribe to `channel`, publish "before", publish nothing for `quiet` seconds
     (past a short HISTORY_TTL, say), then "after" and "later": every frame the

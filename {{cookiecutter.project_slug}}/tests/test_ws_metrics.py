@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 
 import httpx2
@@ -16,10 +15,21 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from {{ cookiecutter.package_name }}.broadcast.envelope import json_text
 from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .live import Live, closed_with, command, connected, joined, published, receive, serve
+from .live import (
+    Live,
+    closed_with,
+    command,
+    connected,
+    joined,
+    published,
+    receive,
+    serve,
+    stalled_client,
+)
 from .processes import until
 from .scrape import Key, samples, value
 
@@ -133,24 +143,20 @@ async def test_refused_handshakes_are_counted_by_reason() -> None:
 async def test_the_backlog_gauge_counts_messages_waiting_for_a_slow_client() -> None:
     settings = Settings(_env_file=None, ws_queue_size=10_000, ws_send_timeout=60)
     async with serve(create_app(settings)) as live:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", live.port))
-        async with (
-            connect(live.ws("/ws"), sock=sock, compression=None) as stalled,
-            httpx2.AsyncClient() as http,
-        ):
-            await joined(stalled, "backlog")
-            stalled.transport.pause_reading()
-            assert value(await scrape(live), "websocket_backlog_messages") == 0
-
-            async def behind() -> bool:
-                for _ in range(20):
-                    await http.post(live.http("/channels/backlog/messages"), json="x" * 60_000)
-                return value(await scrape(live), "websocket_backlog_messages") > 0
-
-            await until(behind)
+        stalled = await stalled_client(live, "backlog")
+        assert value(await scrape(live), "websocket_backlog_messages") == 0
+        pad = "x" * 4000
+        # Publish until the socket's buffers are full and messages wait in the hub.
+        for n in range(10_000):
+            await live.hub.publish("backlog", json_text({"n": n, "pad": pad}), "test")
+            await asyncio.sleep(0)
+            if live.hub.stats().backlog:
+                break
+        # Nothing drains while the client does not read: the scrape sees the wait.
+        assert value(await scrape(live), "websocket_backlog_messages") > 0
+        # Gone without a close handshake: it could not read the close frame
+        # behind the messages it never took.
+        stalled.transport.abort()
 
 
 async def test_websocket_connections_are_no_http_requests(live: Live) -> None:

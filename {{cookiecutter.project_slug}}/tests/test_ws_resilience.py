@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import select
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -30,6 +29,7 @@ from .live import (
     published,
     receive,
     serve,
+    stalled_client,
     subscribed,
     use_backend,
 )
@@ -42,22 +42,6 @@ IDLE = HubStats(clients=0, channels={}, backlog=0, pushing_back=0)
 def hub_tasks() -> list[asyncio.Task[object]]:
     """The tasks the WebSocket endpoint and the hub start, by the names they give them."""
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("websocket ")]
-
-
-async def stalled_client(live: Live, channel: str) -> ClientConnection:
-    """A client that has connected, subscribed to `channel`, then stopped reading its socket.
-
-    A small receive buffer and no compression let the server's buffers fill
-    after a few hundred kilobytes rather than megabytes.
-    """
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", live.port))
-    ws = await connect(live.ws("/ws"), sock=sock, compression=None)
-    await joined(ws, channel)
-    ws.transport.pause_reading()
-    return ws
 
 
 async def test_a_client_that_stops_reading_is_closed_with_1013_and_the_rest_get_everything() -> (
