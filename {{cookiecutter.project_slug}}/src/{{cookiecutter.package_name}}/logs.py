@@ -50,8 +50,8 @@ _ESCAPES_BUT_NEWLINE = {code: text for code, text in _ESCAPES.items() if code !=
 current_job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
 """The id of the job whose attempt this code runs (the worker sets it); None outside jobs."""
 
-# Query parameters whose values never reach a log line (uvicorn's access log
-# writes the query string as the client sent it).
+# Query parameters whose values never reach a log line (uvicorn's access log, and
+# its line about each WebSocket handshake, write the query string as the client sent it).
 _SECRET_PARAMETER = re.compile(
     r"((?:^|&)[^=&]*(?:token|secret|password|key|auth|signature)[^=&]*=)[^&]*", re.IGNORECASE
 )
@@ -76,9 +76,22 @@ def _is_access(record: logging.LogRecord) -> bool:
     )
 
 
+def _is_handshake(record: logging.LogRecord) -> bool:
+    """Whether `record` is uvicorn's line about a WebSocket handshake (`'%s - "WebSocket %s"
+    [accepted]'`, `403`, `%d`): its arguments the client, the path with its query, and
+    maybe the status. uvicorn writes it on its error logger, not its access log."""
+    return (
+        record.name == "uvicorn.error"
+        and isinstance(record.msg, str)
+        and record.msg.startswith('%s - "WebSocket %s"')
+        and isinstance(record.args, tuple)
+        and len(record.args) in (2, 3)
+    )
+
+
 class RequestContext(logging.Filter):
     """Adds the current request's or job's id to a record, and redacts secrets from an
-    access line."""
+    access line and a WebSocket handshake's line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = current_request_id.get()
@@ -91,6 +104,9 @@ class RequestContext(logging.Filter):
         if _is_access(record):
             client, method, path, version, status = record.args  # type: ignore[misc]
             record.args = (client, method, redact_query(str(path)), version, status)
+        elif _is_handshake(record):
+            client, path, *status = record.args  # type: ignore[misc]
+            record.args = (client, redact_query(str(path)), *status)
         return True
 
 
