@@ -312,6 +312,28 @@ async def test_no_line_carries_a_raw_control_character_or_a_secret(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("way", WAYS)
+async def test_another_librarys_warning_is_one_json_object_too(tmp_path: Path, way: str) -> None:
+    """A library's logger with no handler of its own (here FastAPI's, whose telemetry
+    cannot be set up from a bad endpoint) writes in the chosen format, not in Python's
+    bare last-resort one."""
+    shutil.copy(PYPROJECT, tmp_path)
+    port = free_port()
+    variables = {
+        "LOG_FORMAT": "json",
+        "TRUSTED_HOSTS": "127.0.0.1",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "no-url",
+    }
+    if way == "python -m":
+        variables["PORT"] = str(port)
+    async with child_with_stdout(tmp_path, *command(way, port), **variables) as served:
+        await served.wait_for("Application startup complete")
+        await served.stop()
+    found = objects(way, served.lines)
+    assert [line["level"] for line in found if line["logger"] == "fastapi"] == ["WARNING"], found
+
+
+@pytest.mark.anyio
 async def test_text_lines_carry_the_request_id_at_the_end(
     transcripts: dict[tuple[str, str, str], Transcript],
 ) -> None:

@@ -206,9 +206,15 @@ def _level(level: LogLevel) -> str:
     return level.upper()
 
 
+def _others_level(level: LogLevel) -> str:
+    # Other libraries' loggers (the root's): their warnings and worse, fewer if LOG_LEVEL asks.
+    return _level(level) if level in ("error", "critical") else "WARNING"
+
+
 def logging_config(level: LogLevel, json: bool, *loggers: str) -> dict[str, Any]:
     """uvicorn's logging setup with these formatters; this package's loggers and `loggers`
-    on the same handler, at `level`."""
+    on the same handler, at `level`, and the root logger on it too (the lines of libraries
+    with no handler of their own: FastAPI's, OpenTelemetry's, asyncio's)."""
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     _use_ours(config, level, json, loggers)
     return config
@@ -229,6 +235,8 @@ def _use_ours(
         }
     for name in ("uvicorn.error", "uvicorn.access"):
         config["loggers"][name]["level"] = _level(level)
+    # Else Python's last resort writes their warnings bare: neither JSON nor escaped.
+    config["root"] = {"handlers": ["default"], "level": _others_level(level)}
 
 
 def configure_logging(level: LogLevel, json: bool) -> None:
@@ -236,7 +244,7 @@ def configure_logging(level: LogLevel, json: bool) -> None:
 
     Under `uvicorn <package>.main:app` and `fastapi run` (uvicorn's loggers
     have handlers, this package's and the root logger none): their handlers
-    get these formatters and this package's loggers the same handlers.
+    get these formatters and this package's loggers, and the root logger, the same handlers.
     `python -m`, a team's own configuration, and pytest are left alone;
     calling it again does nothing.
     """
@@ -258,8 +266,13 @@ def configure_logging(level: LogLevel, json: bool) -> None:
     for handler in logging.getLogger("uvicorn.access").handlers:
         handler.setFormatter(access)
         handler.addFilter(context)
+    root = logging.getLogger()
     for handler in handlers:
         package.addHandler(handler)
+        # Libraries' loggers with no handler of their own: else Python's last resort
+        # writes their warnings bare, neither JSON nor escaped.
+        root.addHandler(handler)
+    root.setLevel(_others_level(level))
     for name in (__package__, "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(_level(level))
     # As uvicorn's own logger and `python -m`: each line is written here, once.
