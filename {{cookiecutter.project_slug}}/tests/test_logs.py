@@ -177,6 +177,7 @@ REQUESTS = {
     ),
     "not found": request("/nowhere%0aINFO:%20forged%1b[31m?x=%0a", "X-Request-ID: nf-id"),
     "token in query": request(f"/health?access_token={TOKEN}&page=2"),
+    "jwt in query": request(f"/health?page=2&jwt={TOKEN}"),
     # uvicorn logs a handshake's path and query on its error logger, not its access log.
     "token in a handshake's query": request(
         f"/nowhere?token={TOKEN}",

@@ -53,7 +53,9 @@ current_job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
 # Query parameters whose values never reach a log line (uvicorn's access log, and
 # its line about each WebSocket handshake, write the query string as the client sent it).
 _SECRET_PARAMETER = re.compile(
-    r"((?:^|&)[^=&]*(?:token|secret|password|key|auth|signature)[^=&]*=)[^&]*", re.IGNORECASE
+    r"((?:^|&)[^=&]*(?:token|jwt|secret|password|key|auth|signature|session|credential)"
+    r"[^=&]*=)[^&]*",
+    re.IGNORECASE,
 )
 
 
