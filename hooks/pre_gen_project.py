@@ -80,6 +80,13 @@ RESERVED_PACKAGES = frozenset(
         "playwright",
         "saq",
         "croniter",
+        "jwt",
+        "cryptography",
+        "prometheus_client",
+        "pythonjsonlogger",
+        "opentelemetry",
+        "typing_extensions",
+        "jsonschema",
     }
 )
 

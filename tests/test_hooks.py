@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cookiecutter.cli import main as cookiecutter_main
 
 from hooks.post_gen_project import LICENSE_DIR, LICENSE_FILES, MANIFEST
-from hooks.pre_gen_project import TEMPLATE_SETTINGS, TOGGLES, InvalidAnswer, validate
+from hooks.pre_gen_project import RESERVED_PACKAGES, TEMPLATE_SETTINGS, TOGGLES, InvalidAnswer, validate
 from tests.bakery import bake, project_env, run
 from tests.combinations import PROMPTS, TEMPLATE, Combination, choices, default_answers, toggles, unsupported
 from tests.environments import running_version
@@ -139,6 +139,23 @@ def test_template_syntax_in_an_answer_is_refused() -> None:
     answers = {**default_answers(), "project_name": "{" + "{ 7 * 7 }" + "}"}
     with pytest.raises(InvalidAnswer, match="project_name: must not contain template syntax"):
         validate(answers)
+
+
+# An import statement's top-level package, in a template file Jinja has not rendered yet.
+IMPORT = re.compile(r"^\s*(?:import (\w+)(?:[ .,]|$)|from (\w+)(?:\.\w+)* import )")
+
+
+def test_every_package_the_project_imports_is_refused_as_its_package_name() -> None:
+    """src/ comes first on the path: a package named like one the generated code imports
+    shadows it, and the bake fails at its first import (`prometheus_client` did)."""
+    imported = set()
+    for path in PROJECT_TEMPLATE.rglob("*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            found = IMPORT.match(line)
+            if found:
+                imported.add(found[1] or found[2])
+    assert "fastapi" in imported
+    assert imported - set(sys.stdlib_module_names) - RESERVED_PACKAGES == set()
 
 
 def test_the_default_answers_are_valid() -> None:

@@ -20,7 +20,7 @@ from {{ cookiecutter.package_name }}.broadcast.backend import BroadcastUnavailab
 from {{ cookiecutter.package_name }}.broadcast.client import Client, Send
 from {{ cookiecutter.package_name }}.broadcast.envelope import Position, draft, json_text
 from {{ cookiecutter.package_name }}.broadcast.history import History, MemoryHistory
-from {{ cookiecutter.package_name }}.broadcast.hub import Hub, HubFull, HubStopped
+from {{ cookiecutter.package_name }}.broadcast.hub import Hub, HubFull, HubStopped, Refusal, Via
 from {{ cookiecutter.package_name }}.broadcast.memory import MemoryBackend
 
 from .live import WAIT
@@ -100,6 +100,42 @@ async def test_a_burst_goes_out_client_by_client_each_in_publish_order(hub: Hub)
     # not message by message across every client.
     runs = [who for who, _ in itertools.groupby(who for who, _ in wire.frames)]
     assert sorted(runs) == names
+
+
+class FanOuts:
+    """HubMetrics recording each `fanned_out`: (frames, the data of the message it names)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, object]] = []
+
+    def fanned_out(self, frames: int, message: str) -> None:
+        self.calls.append((frames, json.loads(message)["data"]))
+
+    def started(self) -> None: ...
+    def stopped(self) -> None: ...
+    def published(self, via: Via) -> None: ...
+    def closed(self, code: int) -> None: ...
+    def refused(self, reason: Refusal) -> None: ...
+    def bad_frame(self) -> None: ...
+    def resumed(self) -> None: ...
+    def caught_up(self, recovered: int, resynced: int) -> None: ...
+
+
+async def test_a_burst_is_one_fan_out_to_the_metrics_named_by_its_first_message(
+    hub: Hub,
+) -> None:
+    """What the delivery latency histogram observes (README, Metrics): once per channel
+    and event-loop step, the oldest message's age; every frame is counted."""
+    fan_outs = FanOuts()
+    hub.metrics = fan_outs
+    wire = Wire()
+    for name in ("a", "b"):
+        await join_as(hub, wire, name)
+    await publish(hub, 1, 2, 3)  # one event-loop step
+    await wire.until(2 * 3)
+    await publish(hub, 4)
+    await wire.until(2 * 4)
+    assert fan_outs.calls == [(2 * 3, 1), (2, 4)]
 
 
 async def test_a_client_gets_exactly_what_was_delivered_while_it_was_subscribed(

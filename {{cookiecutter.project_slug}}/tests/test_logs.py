@@ -177,6 +177,14 @@ REQUESTS = {
     ),
     "not found": request("/nowhere%0aINFO:%20forged%1b[31m?x=%0a", "X-Request-ID: nf-id"),
     "token in query": request(f"/health?access_token={TOKEN}&page=2"),
+    "jwt in query": request(f"/health?page=2&jwt={TOKEN}"),
+    # uvicorn logs a handshake's path and query on its error logger, not its access log.
+    "token in a handshake's query": request(
+        f"/nowhere?token={TOKEN}",
+        "Upgrade: websocket",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+    ).replace(b"Connection: close", b"Connection: Upgrade"),
     "bad token": request("/channels/chat/messages", f"Authorization: Bearer {TOKEN}"),
 }
 
@@ -302,6 +310,28 @@ async def test_no_line_carries_a_raw_control_character_or_a_secret(
         assert not RAW_CONTROL.search(line), repr(line)
         assert TOKEN not in line, line
         assert "forged" not in line or not line.startswith("INFO:     forged"), line
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("way", WAYS)
+async def test_another_librarys_warning_is_one_json_object_too(tmp_path: Path, way: str) -> None:
+    """A library's logger with no handler of its own (here FastAPI's, whose telemetry
+    cannot be set up from a bad endpoint) writes in the chosen format, not in Python's
+    bare last-resort one."""
+    shutil.copy(PYPROJECT, tmp_path)
+    port = free_port()
+    variables = {
+        "LOG_FORMAT": "json",
+        "TRUSTED_HOSTS": "127.0.0.1",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "no-url",
+    }
+    if way == "python -m":
+        variables["PORT"] = str(port)
+    async with child_with_stdout(tmp_path, *command(way, port), **variables) as served:
+        await served.wait_for("Application startup complete")
+        await served.stop()
+    found = objects(way, served.lines)
+    assert [line["level"] for line in found if line["logger"] == "fastapi"] == ["WARNING"], found
 
 
 @pytest.mark.anyio

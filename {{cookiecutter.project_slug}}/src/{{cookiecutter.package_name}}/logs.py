@@ -50,10 +50,12 @@ _ESCAPES_BUT_NEWLINE = {code: text for code, text in _ESCAPES.items() if code !=
 current_job_id: ContextVar[str | None] = ContextVar("job_id", default=None)
 """The id of the job whose attempt this code runs (the worker sets it); None outside jobs."""
 
-# Query parameters whose values never reach a log line (uvicorn's access log
-# writes the query string as the client sent it).
+# Query parameters whose values never reach a log line (uvicorn's access log, and
+# its line about each WebSocket handshake, write the query string as the client sent it).
 _SECRET_PARAMETER = re.compile(
-    r"((?:^|&)[^=&]*(?:token|secret|password|key|auth|signature)[^=&]*=)[^&]*", re.IGNORECASE
+    r"((?:^|&)[^=&]*(?:token|jwt|secret|password|key|auth|signature|session|credential)"
+    r"[^=&]*=)[^&]*",
+    re.IGNORECASE,
 )
 
 
@@ -76,9 +78,22 @@ def _is_access(record: logging.LogRecord) -> bool:
     )
 
 
+def _is_handshake(record: logging.LogRecord) -> bool:
+    """Whether `record` is uvicorn's line about a WebSocket handshake (`'%s - "WebSocket %s"
+    [accepted]'`, `403`, `%d`): its arguments the client, the path with its query, and
+    maybe the status. uvicorn writes it on its error logger, not its access log."""
+    return (
+        record.name == "uvicorn.error"
+        and isinstance(record.msg, str)
+        and record.msg.startswith('%s - "WebSocket %s"')
+        and isinstance(record.args, tuple)
+        and len(record.args) in (2, 3)
+    )
+
+
 class RequestContext(logging.Filter):
     """Adds the current request's or job's id to a record, and redacts secrets from an
-    access line."""
+    access line and a WebSocket handshake's line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         request_id = current_request_id.get()
@@ -91,6 +106,9 @@ class RequestContext(logging.Filter):
         if _is_access(record):
             client, method, path, version, status = record.args  # type: ignore[misc]
             record.args = (client, method, redact_query(str(path)), version, status)
+        elif _is_handshake(record):
+            client, path, *status = record.args  # type: ignore[misc]
+            record.args = (client, redact_query(str(path)), *status)
         return True
 
 
@@ -190,9 +208,15 @@ def _level(level: LogLevel) -> str:
     return level.upper()
 
 
+def _others_level(level: LogLevel) -> str:
+    # Other libraries' loggers (the root's): their warnings and worse, fewer if LOG_LEVEL asks.
+    return _level(level) if level in ("error", "critical") else "WARNING"
+
+
 def logging_config(level: LogLevel, json: bool, *loggers: str) -> dict[str, Any]:
     """uvicorn's logging setup with these formatters; this package's loggers and `loggers`
-    on the same handler, at `level`."""
+    on the same handler, at `level`, and the root logger on it too (the lines of libraries
+    with no handler of their own: FastAPI's, OpenTelemetry's, asyncio's)."""
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     _use_ours(config, level, json, loggers)
     return config
@@ -213,6 +237,8 @@ def _use_ours(
         }
     for name in ("uvicorn.error", "uvicorn.access"):
         config["loggers"][name]["level"] = _level(level)
+    # Else Python's last resort writes their warnings bare: neither JSON nor escaped.
+    config["root"] = {"handlers": ["default"], "level": _others_level(level)}
 
 
 def configure_logging(level: LogLevel, json: bool) -> None:
@@ -220,7 +246,7 @@ def configure_logging(level: LogLevel, json: bool) -> None:
 
     Under `uvicorn <package>.main:app` and `fastapi run` (uvicorn's loggers
     have handlers, this package's and the root logger none): their handlers
-    get these formatters and this package's loggers the same handlers.
+    get these formatters and this package's loggers, and the root logger, the same handlers.
     `python -m`, a team's own configuration, and pytest are left alone;
     calling it again does nothing.
     """
@@ -242,8 +268,13 @@ def configure_logging(level: LogLevel, json: bool) -> None:
     for handler in logging.getLogger("uvicorn.access").handlers:
         handler.setFormatter(access)
         handler.addFilter(context)
+    root = logging.getLogger()
     for handler in handlers:
         package.addHandler(handler)
+        # Libraries' loggers with no handler of their own: else Python's last resort
+        # writes their warnings bare, neither JSON nor escaped.
+        root.addHandler(handler)
+    root.setLevel(_others_level(level))
     for name in (__package__, "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).setLevel(_level(level))
     # As uvicorn's own logger and `python -m`: each line is written here, once.

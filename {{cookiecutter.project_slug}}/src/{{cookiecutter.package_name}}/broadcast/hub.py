@@ -80,8 +80,9 @@ Refusal = Literal["origin", "full"]
 class HubMetrics(Protocol):
     """What the hub and its sessions report when metrics are on (metrics/websocket.py).
 
-    Called on cold paths, except `fanned_out`: once per message and channel
-    fanned out, with how many frames went to clients, never once per frame.
+    Called on cold paths, except `fanned_out`: once per channel and event-loop
+    step (the messages delivered in it, named by the first), with how many
+    frames went to clients, never once per frame.
     `started` comes when the hub starts or takes its first client, whichever
     is first, and may come twice; `stopped` once it has stopped.
     """

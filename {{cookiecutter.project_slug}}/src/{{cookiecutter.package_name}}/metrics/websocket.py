@@ -2,7 +2,8 @@
 
 The hub reports events through `HubMetrics` (broadcast/hub.py), only once
 `instrument` gave it one; none of them is per frame: a fan-out reports how
-many frames it handed out, and one latency, once per message and channel.
+many frames it handed out, and one latency, once per channel and event-loop step
+(a burst delivered in one step is one fan-out, timed by its oldest message).
 
 The gauges are read from the hub's own state (`Hub.stats`): at each scrape
 of a single process, or, in multiprocess mode, every SAMPLE_INTERVAL
@@ -52,7 +53,8 @@ BAD_FRAMES = Counter(
 DELIVERY_LATENCY = Histogram(
     f"{PREFIX}_delivery_latency_seconds",
     "Seconds from a message's publish time (its envelope's ts, in milliseconds) to its"
-    " fan-out in this process; one observation per message and channel.",
+    " fan-out in this process; one observation per fan-out: per channel and event-loop step,"
+    " the oldest message delivered in it.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 REDIS_RECONNECTS = Counter(
