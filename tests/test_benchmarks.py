@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = REPO / "benchmarks" / "run.py"
+REQUIREMENTS = REPO / "benchmarks" / "requirements.txt"
+SERVICE_PYPROJECT = REPO / "{{cookiecutter.project_slug}}" / "pyproject.toml"
 
 
 def processes_inside(folder: Path) -> list[int]:
@@ -230,3 +234,16 @@ def test_quick_jobs_start_every_job_once_and_a_killed_worker_loses_none(tmp_path
     assert run["done_at_kill"] < run["jobs"]
     assert run["kill_to_last_s"] > 0
     assert all(goal["passed"] is True for goal in row["goals"]), row["goals"]
+
+
+def test_the_benchmark_requirements_hold_every_dependency_of_the_service_at_its_floor() -> None:
+    """`pip install -r benchmarks/requirements.txt` runs the bake with that interpreter: a
+    dependency of the service missing there (prometheus-client was) fails every `ours` variant."""
+    # Every `dependencies` entry of the template's pyproject, whatever Jinja branch keeps it.
+    (block,) = re.findall(r"^dependencies = \[\n(.*?)^\]", SERVICE_PYPROJECT.read_text(), re.M | re.S)
+    service = [Requirement(spec) for spec in re.findall(r'^\s*"([^"]+)",$', block, re.M)]
+    lines = REQUIREMENTS.read_text().splitlines()
+    harness = {r.name: r for r in (Requirement(line) for line in lines if line and line[0] != "#")}
+    assert len(service) >= 8
+    for wanted in service:
+        assert str(harness.get(wanted.name)) == str(wanted), wanted
