@@ -37,11 +37,9 @@ from .http_protocol import PROTOCOL
 from .logs import logging_config
 {%- if cookiecutter.use_task_queue %}
 from .metrics.multiprocess import check_directory, shared_directory
+from .redaction import masked
 {%- else %}
 from .metrics.multiprocess import shared_directory
-{%- endif %}
-{%- if cookiecutter.use_task_queue %}
-from .redaction import masked
 {%- endif %}
 from .settings import Settings, get_settings
 {%- if cookiecutter.use_task_queue %}

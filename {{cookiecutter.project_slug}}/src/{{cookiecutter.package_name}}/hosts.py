@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .handshake import SERVER_SEND, refuse
-from .redaction import MASK
+from .redaction import masked_authority
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +177,11 @@ class TrustedHosts:
         # One line per refusal and no rate limit: uvicorn's access log already
         # writes one for every request, refused or not.
         if target is not None:
-            cause = f"the target's host {_shown_host(target)} is not in TRUSTED_HOSTS"
+            shown = _shown(masked_authority(target.decode("latin-1")))
+            cause = f"the target's host {shown} is not in TRUSTED_HOSTS"
         elif len(hosts) == 1:
-            cause = f"Host {_shown_host(hosts[0])} is not in TRUSTED_HOSTS"
+            shown = _shown(masked_authority(hosts[0].decode("latin-1")))
+            cause = f"Host {shown} is not in TRUSTED_HOSTS"
         elif hosts:
             cause = f"{len(hosts)} Host headers, not one, to check against TRUSTED_HOSTS"
         else:
@@ -203,15 +205,6 @@ def _target_authority(scope: Scope) -> bytes | None:
         return None
     target = ABSOLUTE_FORM.match(raw_path, start)
     return None if target is None else target[1]
-
-
-def _shown_host(value: bytes) -> str:
-    """A Host value or a target's authority as `_shown` writes it, the password of any
-    `user:password@` in front written `***` (the log never carries one, redaction.py)."""
-    text = value.decode("latin-1")
-    userinfo, at, host = text.rpartition("@")
-    user, colon, _ = userinfo.partition(":")
-    return _shown(f"{user}:{MASK}@{host}" if at and colon else text)
 
 
 def _shown(text: str) -> str:

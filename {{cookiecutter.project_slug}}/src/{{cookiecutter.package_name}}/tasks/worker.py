@@ -98,7 +98,7 @@ async def _beat(job: Job, interval: float) -> None:
         try:
             await job.update()
         except RedisError as exc:
-            logger.warning("job %s: heartbeat failed: %s", job.key, exc, extra={"job_id": job.key})
+            logger.warning("job %s: heartbeat failed: %s", job.key, exc)
 
 
 def measured(function: JobFunction) -> JobFunction:
@@ -207,9 +207,7 @@ class Lifecycle:
         error = view(job).error if job.error else None
         if job.status == Status.COMPLETE:
             metrics.ended(name, "succeeded")
-            logger.info(
-                "job %s %s: attempt %d succeeded", name, key, attempt, extra={"job_id": key}
-            )
+            logger.info("job %s %s: attempt %d succeeded", name, key, attempt)
         elif job.status == Status.QUEUED:
             metrics.ended(name, "retried")
             logger.warning(
