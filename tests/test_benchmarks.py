@@ -139,10 +139,13 @@ def test_quick_benchmark_delivers_every_message_for_ceiling_and_baked_service(tm
                 assert run["errors"] == 0, (variant, run)
             else:
                 assert run["received"] == run["expected"], (variant, run)
-        # Held to metrics off (at toy sizes the CPU figures may be too small to compare).
+        # Held to metrics off; at toy sizes the CPU figures may be too small to compare,
+        # while both HTTP variants served requests, so their ratio is a figure.
         what = "req/s" if group["kind"] == "http" else "CPU/frame"
         goals = {goal["name"]: goal for goal in rows[on]["goals"]}
-        assert f"{what} = 1.0 ± 0.1x metrics off" in goals
+        goal = goals[f"{what} = 1.0 ± 0.1x metrics off"]
+        if group["kind"] == "http":
+            assert goal["value"] > 0, goal
         assert not any("metrics off" in goal["name"] for goal in rows[off]["goals"])
 
 

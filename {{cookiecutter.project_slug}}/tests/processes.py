@@ -12,6 +12,7 @@ import inspect
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,6 +23,15 @@ from {{ cookiecutter.package_name }}.settings import Settings
 # Seconds a child may take to start, to log a line, or to stop.
 WAIT = 30.0
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1 (another process may take it
+    before the caller binds it: callers that cannot retry accept that race)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def environment(**variables: str) -> dict[str, str]:
@@ -54,7 +64,7 @@ class Child:
             while found < count:
                 line = (await self._stderr.readline()).decode(errors="replace")
                 assert line, "\n".join([*self.lines, f"(ended waiting for {pattern!r})"])
-                self.lines.append(line.rstrip())
+                self.lines.append(line.removesuffix("\n"))
                 found += len(re.findall(pattern, line))
 
     async def wait_listening(self) -> None:
@@ -80,7 +90,10 @@ class Child:
     async def wait_exit(self) -> int:
         """Read stderr to its end; the exit status, within WAIT seconds."""
         async with asyncio.timeout(WAIT):
-            self.lines += (await self._stderr.read()).decode(errors="replace").splitlines()
+            rest = (await self._stderr.read()).decode(errors="replace")
+            # On newlines only, as the process ends its lines: splitlines() would also cut
+            # at the raw \r, \x1c or U+2028 a test must see still inside a line.
+            self.lines += rest.removesuffix("\n").split("\n") if rest else []
             return await self._process.wait()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx2
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }}.metrics import PREFIX
@@ -18,6 +19,14 @@ def samples(exposition: str) -> dict[Key, float]:
         if family.name.startswith(f"{PREFIX}_")
         for sample in family.samples
     }
+
+
+async def scraped(url: str) -> dict[Key, float]:
+    """GET `url` (a service's or a worker's /metrics) and its samples; fails unless 200."""
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(url)
+    assert response.status_code == 200, response.text
+    return samples(response.text)
 
 
 def value(figures: dict[Key, float], name: str, **labels: str) -> float:

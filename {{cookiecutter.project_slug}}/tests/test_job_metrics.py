@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 from saq.queue.redis import RedisQueue
 
@@ -16,7 +15,8 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from {{ cookiecutter.package_name }}.tasks.exporter import exporting
 from {{ cookiecutter.package_name }}.tasks.queue import enqueue
 
-from .processes import child, exchange, until
+from .processes import child, free_port, until
+from .scrape import scraped
 from .workers import TAKEN_BACK_WITHIN, worker, worker_environment
 
 pytest_plugins = ["tests.redis_server"]
@@ -27,25 +27,14 @@ PREFIX = "{{ cookiecutter.package_name }}"
 Samples = dict[tuple[str, str], float]
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now, on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def scrape(port: int) -> Samples:
-    """GET /metrics from 127.0.0.1:`port`, parsed as Prometheus parses it (no buckets)."""
-    reply = await exchange(port, b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-    head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 200"), head
+    """GET /metrics from 127.0.0.1:`port`: the job metrics' samples (no buckets)."""
+    figures = await scraped(f"http://127.0.0.1:{port}/metrics")
     return {
-        (sample.name, sample.labels["function"]): sample.value
-        for family in text_string_to_metric_families(body.decode())
-        for sample in family.samples
+        (name, dict(labels)["function"]): count
+        for (name, labels), count in figures.items()
         # The job metrics: a worker also counts, say, the job states it publishes.
-        if family.name.startswith(f"{PREFIX}_job") and "le" not in sample.labels
+        if name.startswith(f"{PREFIX}_job") and "le" not in dict(labels)
     }
 
 

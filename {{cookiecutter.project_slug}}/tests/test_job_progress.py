@@ -14,9 +14,8 @@ from {{ cookiecutter.package_name }}.tasks.progress import job_channel
 from {{ cookiecutter.package_name }}.tasks.queue import enqueue
 
 from .live import joined, receive, serve
-from .processes import exchange, until
-from .scrape import samples, value
-from .test_job_metrics import free_port
+from .processes import free_port, until
+from .scrape import scraped, value
 from .workers import worker
 
 pytest_plugins = ["tests.redis_server"]
@@ -50,8 +49,7 @@ async def test_a_worker_counts_the_job_states_it_publishes(
         await enqueue(queue, queue_settings, "fail", owner=None, succeed_on=1)
 
         async def published(count: float) -> bool:
-            reply = await exchange(port, b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            figures = samples(reply.partition(b"\r\n\r\n")[2].decode())
+            figures = await scraped(f"http://127.0.0.1:{port}/metrics")
             return value(figures, "messages_published_total", via="job") == count
 
         # job.running, then job.succeeded.

@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from {{ cookiecutter.package_name }}.logs import JsonFormatter, TextFormatter
 from {{ cookiecutter.package_name }}.request_ids import current_request_id
 from {{ cookiecutter.package_name }}.settings import Settings
 
-from .processes import WAIT, child_with_stdout, environment, exchange, until
+from .processes import WAIT, child_with_stdout, environment, exchange, free_port, until
 
 PACKAGE = package.__name__
 FIELDS = {"time", "level", "logger", "message"}
@@ -131,6 +130,15 @@ def test_a_json_line_is_one_object_with_the_context_and_its_traceback() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", fields["time"])
 
 
+def test_either_format_writes_a_urls_password_as_stars() -> None:
+    url = "redis://worker:hunter2@redis.internal:6379/0"
+    failed = record("cannot reach %s", url)
+    text = TextFormatter("%(levelprefix)s %(message)s", use_colors=False).format(failed)
+    assert text == "WARNING:  cannot reach redis://worker:***@redis.internal:6379/0"
+    fields = json.loads(JsonFormatter().format(failed))
+    assert fields["message"] == "cannot reach redis://worker:***@redis.internal:6379/0"
+
+
 # --- Real processes -------------------------------------------------------------
 
 
@@ -140,13 +148,6 @@ class Transcript:
 
     lines: list[str]
     responses: dict[str, bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def command(way: str, port: int) -> list[str]:
@@ -189,10 +190,17 @@ REQUESTS = {
 }
 
 
+# A collector URL FastAPI cannot set traces up with: it logs a WARNING on its own logger,
+# which has no handler of its own (see test_another_librarys_warning_is_one_json_object_too).
+BAD_OTLP_ENDPOINT = "no-url"
+
+
 async def serve(tmp_path: Path, way: str, log_format: str, level: str) -> Transcript:
     port = free_port()
     responses: dict[str, bytes] = {}
     variables = {"LOG_FORMAT": log_format, "LOG_LEVEL": level, "TRUSTED_HOSTS": "127.0.0.1"}
+    if (log_format, level) == ("json", "info"):
+        variables["OTEL_EXPORTER_OTLP_ENDPOINT"] = BAD_OTLP_ENDPOINT
     if way == "python -m":
         variables["PORT"] = str(port)
     async with child_with_stdout(tmp_path, *command(way, port), **variables) as served:
@@ -309,28 +317,19 @@ async def test_no_line_carries_a_raw_control_character_or_a_secret(
     for line in lines:
         assert not RAW_CONTROL.search(line), repr(line)
         assert TOKEN not in line, line
-        assert "forged" not in line or not line.startswith("INFO:     forged"), line
+        # Nothing a client sent starts a line of its own (HOSTILE's forged "INFO:").
+        assert not re.match(r"\s*INFO:\s+forged", line), line
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("way", WAYS)
-async def test_another_librarys_warning_is_one_json_object_too(tmp_path: Path, way: str) -> None:
+async def test_another_librarys_warning_is_one_json_object_too(
+    transcripts: dict[tuple[str, str, str], Transcript], way: str
+) -> None:
     """A library's logger with no handler of its own (here FastAPI's, whose telemetry
-    cannot be set up from a bad endpoint) writes in the chosen format, not in Python's
+    cannot be set up from BAD_OTLP_ENDPOINT) writes in the chosen format, not in Python's
     bare last-resort one."""
-    shutil.copy(PYPROJECT, tmp_path)
-    port = free_port()
-    variables = {
-        "LOG_FORMAT": "json",
-        "TRUSTED_HOSTS": "127.0.0.1",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "no-url",
-    }
-    if way == "python -m":
-        variables["PORT"] = str(port)
-    async with child_with_stdout(tmp_path, *command(way, port), **variables) as served:
-        await served.wait_for("Application startup complete")
-        await served.stop()
-    found = objects(way, served.lines)
+    found = objects(way, transcripts[way, "json", "info"].lines)
     assert [line["level"] for line in found if line["logger"] == "fastapi"] == ["WARNING"], found
 
 

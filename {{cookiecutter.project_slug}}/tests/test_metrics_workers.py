@@ -13,7 +13,6 @@ import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx2
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -21,7 +20,7 @@ import {{ cookiecutter.package_name }} as package
 
 from .live import connected, published, subscribed
 from .processes import Child, child, until, workers_serving
-from .scrape import samples, value
+from .scrape import scraped, value
 
 pytestmark = pytest.mark.anyio
 
@@ -44,10 +43,7 @@ async def two_workers(cwd: Path, **variables: str) -> AsyncIterator[Child]:
 
 
 async def figure(service: Child, name: str, **labels: str) -> float:
-    async with httpx2.AsyncClient() as http:
-        response = await http.get(f"http://127.0.0.1:{service.port}/metrics")
-    assert response.status_code == 200, response.text
-    return value(samples(response.text), name, **labels)
+    return value(await scraped(f"http://127.0.0.1:{service.port}/metrics"), name, **labels)
 
 
 async def on_both_workers(

@@ -19,7 +19,7 @@ from {{ cookiecutter.package_name }}.redis_client import create_redis
 
 from .live import Live, joined, receive, serve
 from .processes import until
-from .scrape import Key, samples, value
+from .scrape import Key, scraped, value
 from .services import redis_settings
 
 if TYPE_CHECKING:  # imported at run time by pytest_plugins, which must come first
@@ -30,10 +30,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def scrape(live: Live) -> dict[Key, float]:
-    async with httpx2.AsyncClient() as http:
-        response = await http.get(live.http("/metrics"))
-    assert response.status_code == 200, response.text
-    return samples(response.text)
+    return await scraped(live.http("/metrics"))
 
 
 async def publish(live: Live, channel: str, data: object) -> None:
