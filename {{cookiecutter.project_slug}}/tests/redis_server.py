@@ -24,8 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from .processes import free_port
-
 # How long a starting server may take to answer PING before the test fails.
 STARTUP_TIMEOUT = 10.0
 # How many fresh ports to try when another process takes ours first.
@@ -51,9 +49,7 @@ class RedisServer:
         self.password = password
         self._directory = directory
         self._process: subprocess.Popen[bytes] | None = None
-        # A race with another process for the port is possible: starting the
-        # server retries with a new one (see `_started`).
-        self.port = free_port()
+        self.port = _free_port()
         # Whether it keeps its data across a restart: an append-only file, each
         # write synced before its reply (Redis's most durable setting).
         self.persistent = False
@@ -125,6 +121,17 @@ class RedisServer:
 
 class ServerExited(Exception):
     """redis-server exited while starting (for example, its port was taken)."""
+
+
+def _free_port() -> int:
+    # The kernel picks a free port; a race with another process is possible,
+    # so starting the server retries with a new port (see `_started`). Not
+    # processes.free_port: the template's own suite loads this file alone,
+    # outside the package (its tests/conftest.py), for its Redis.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _answers_ping(port: int, password: str | None = None) -> bool:
